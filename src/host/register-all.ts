@@ -1,0 +1,2 @@
+// Areas that add doctor checks import them here (one line each).
+export {};
