@@ -1,0 +1,65 @@
+// The CPU backend contract, shared by the software engine (Unicorn) and KVM. A backend turns guest
+// execution into exits; the run loop (src/vmm/run-loop.ts) turns exits into device calls. The loop
+// is testable with a scripted backend that produces synthetic exits, without any engine.
+
+export type VcpuExit =
+  /** A load or store to an address that is not RAM. For a read the loop calls completeMmioRead. */
+  | { kind: 'mmio'; addr: bigint; size: 1 | 2 | 4 | 8; write: boolean; value: bigint; reg: number }
+  /** An access to a system register the backend does not handle itself (Apple IMPDEF, timers...).
+   *  op0..op2/crn/crm name it as in MRS/MSR; for a read the loop calls completeSysregRead. */
+  | { kind: 'sysreg'; op0: number; op1: number; crn: number; crm: number; op2: number; write: boolean; value: bigint; reg: number }
+  /** WFI: the vCPU waits for an interrupt. */
+  | { kind: 'wfi' }
+  /** The vCPU's slice (instruction or time budget) ran out; nothing to do. */
+  | { kind: 'yield' }
+  /** HVC/SMC the guest made (PSCI on Linux guests, if the layout offers it). */
+  | { kind: 'hypercall'; smc: boolean; imm: number }
+  /** A guest breakpoint or single-step completed (gdb stub). */
+  | { kind: 'debug' }
+  /** The guest can no longer run: stuck exception loop, unrecoverable engine error. */
+  | { kind: 'fatal'; reason: string }
+  /** The vCPU was stopped from outside (stop(), timeout). */
+  | { kind: 'stopped' };
+
+export interface VcpuRegs {
+  x: bigint[]; // x0..x30
+  sp: bigint;
+  pc: bigint;
+  pstate: bigint;
+}
+
+export interface Vcpu {
+  readonly index: number;
+  /** Run until the next exit. Blocking for KVM (inside the vCPU worker), a slice for software. */
+  run(): VcpuExit;
+  completeMmioRead(value: bigint): void;
+  completeSysregRead(value: bigint): void;
+  /** Level of the IRQ / FIQ input of this vCPU (the AIC drives these). */
+  setIrq(level: boolean): void;
+  setFiq(level: boolean): void;
+  getRegs(): VcpuRegs;
+  setRegs(r: Partial<VcpuRegs>): void;
+  /** Power on at `pc` with x0 = `arg` (boot CPU, PMGR start, spin table). */
+  start(pc: bigint, arg: bigint): void;
+  readonly running: boolean;
+  /** Guest instructions retired so far, if the backend can count them. */
+  instructions(): bigint;
+  stop(): void;
+}
+
+export interface RamRegion {
+  base: bigint;
+  size: bigint;
+  /** Host memory that backs the region (shared by every vCPU). */
+  bytes: Uint8Array;
+}
+
+export interface CpuBackend {
+  readonly name: 'software' | 'kvm';
+  /** Map guest RAM (called once per region before vCPUs are created). */
+  mapRam(region: RamRegion): void;
+  createVcpu(index: number, mpidr: bigint): Vcpu;
+  /** Code or page tables in RAM changed behind the guest's back (loader, patches): drop caches. */
+  invalidateCode(base: bigint, size: bigint): void;
+  destroy(): void;
+}
