@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Builds m1prep's Linux proof guest, outside the clone, once per input:
+#   Image                 Debian's linux-source-6.1 for arm64, allnoconfig + guests/linux/m1prep.config
+#   initramfs.cpio.gz     Debian's busybox-static (arm64) + guests/linux/init, from guests/linux/initramfs.list
+#   t8103-j274.dtb        the upstream device tree of that source (base for the layout)
+#   t8103-virt.dtb        the VM's FDT, derived by `m1prep dtree layout --fdt` (when the CLI has it)
+# into ${M1PREP_CACHE:-$HOME/.cache/m1prep}/linux-6.1-<hash of the inputs>/ and prints that directory
+# as the last line of stdout. A second run with the same inputs only checks the stamp (instant).
+# Needs: gcc-aarch64-linux-gnu, linux-source-6.1, gcc, make, bc, bison, flex, cpio, gzip, dtc
+# (scripts/setup.d/base.apt + linux.apt). Logs go to stderr and to build.log in the output directory.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+guest="$root/guests/linux"
+cache="${M1PREP_CACHE:-$HOME/.cache/m1prep}"
+tarball=/usr/src/linux-source-6.1.tar.xz
+cross=aarch64-linux-gnu-
+jobs="${M1PREP_JOBS:-2}"
+log() { printf 'build-linux-guest: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 4; }
+
+command -v "${cross}gcc" >/dev/null || die "${cross}gcc not found (apt-get install gcc-aarch64-linux-gnu)"
+[ -f "$tarball" ] || die "$tarball not found (apt-get install linux-source-6.1)"
+for t in make gcc bc bison flex gzip dtc cpp; do
+  command -v "$t" >/dev/null || die "$t not found (bash scripts/setup.sh installs it)"
+done
+
+src_version=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || stat -c %Y "$tarball")
+key=$( { echo "linux-source-6.1 $src_version"; "${cross}gcc" -dumpversion;
+         cat "$guest/m1prep.config" "$guest/init" "$guest/initramfs.list" "$here/build-linux-guest.sh"; } | sha256sum | cut -c1-16)
+out="$cache/linux-6.1-$key"
+mkdir -p "$cache"
+
+# One builder at a time per cache (parallel test workers wait here instead of building twice).
+exec 9>"$cache/linux-guest.lock"
+flock 9
+
+derive_fdt() {
+  # The VM's FDT comes from the layout, which changes independently of the kernel: always re-derive
+  # it (milliseconds) when the CLI offers `dtree layout`.
+  local cli="$root/bin/m1prep.js"
+  if [ -f "$root/dist/src/cli/main.js" ] && node "$cli" dtree layout --help 2>&1 | grep -q -- '--fdt'; then
+    node "$cli" dtree layout --fdt "$out/t8103-j274.dtb" -o "$out/t8103-virt.dtb" >&2
+  else
+    log "note: 'm1prep dtree layout' is not available (run npx tsc -p . first); t8103-virt.dtb not derived"
+  fi
+}
+
+if [ -f "$out/done" ]; then
+  log "cached: $out"
+  derive_fdt
+  echo "$out"
+  exit 0
+fi
+
+rm -rf "$out.tmp"
+mkdir -p "$out.tmp"
+exec 3>&2 2> >(tee "$out.tmp/build.log" >&3)
+start=$(date +%s)
+
+# 1. Kernel source, extracted once per Debian package version and shared by every config.
+srcdir="$cache/src/linux-source-6.1-$src_version"
+if [ ! -f "$srcdir/Makefile" ]; then
+  log "extracting $tarball"
+  rm -rf "$srcdir.tmp" && mkdir -p "$srcdir.tmp"
+  nice tar -xf "$tarball" -C "$srcdir.tmp" --strip-components=1
+  rm -rf "$srcdir" && mv "$srcdir.tmp" "$srcdir"
+fi
+
+# 2. Configuration: allnoconfig, then the fragment; every fragment line must survive olddefconfig.
+kbuild="$out.tmp/build"
+mk() { nice make -s -C "$srcdir" O="$kbuild" ARCH=arm64 CROSS_COMPILE="$cross" "$@"; }
+mkdir -p "$kbuild"
+mk allnoconfig >&2
+KCONFIG_CONFIG="$kbuild/.config" "$srcdir/scripts/kconfig/merge_config.sh" -m -O "$kbuild" \
+  "$kbuild/.config" "$guest/m1prep.config" >/dev/null
+mk olddefconfig >&2
+missing=""
+while IFS= read -r line; do
+  case "$line" in CONFIG_*=*) grep -qxF "$line" "$kbuild/.config" || missing="$missing $line";; esac
+done < "$guest/m1prep.config"
+[ -z "$missing" ] || die "options that did not survive olddefconfig (unmet dependencies?):$missing"
+
+# 3. The Image only (no modules).
+log "building Image with make -j$jobs (a few minutes on 2 cores)"
+mk -j"$jobs" Image >&2
+cp "$kbuild/arch/arm64/boot/Image" "$out.tmp/Image"
+cp "$kbuild/.config" "$out.tmp/kernel.config"
+
+# 4. Base FDT: the upstream t8103-j274 device tree of the same source, through the C preprocessor
+#    like the kernel's own dtbs rule (includes and macros), then dtc.
+dts="$srcdir/arch/arm64/boot/dts/apple/t8103-j274.dts"
+cpp -nostdinc -undef -D__DTS__ -x assembler-with-cpp -I "$srcdir/include" \
+  -I "$srcdir/arch/arm64/boot/dts" -I "$srcdir/scripts/dtc/include-prefixes" "$dts" \
+  | dtc -q -I dts -O dtb -o "$out.tmp/t8103-j274.dtb" -
+
+# 5. Initramfs: busybox-static for arm64 from Debian, fetched with a private apt state (no change to
+#    the host's architectures or package lists), packed with the kernel's gen_init_cpio.
+aptdir="$cache/apt-arm64"
+mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial"
+touch "$aptdir/status"
+aptopts=(-o "Dir::State::Lists=$aptdir/lists" -o "Dir::Cache=$aptdir/cache" -o "Dir::State::status=$aptdir/status"
+         -o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o APT::Sandbox::User=root)
+log "fetching busybox-static:arm64"
+apt-get -qq "${aptopts[@]}" update >&2
+debdir="$out.tmp/deb"
+mkdir -p "$debdir"
+(cd "$debdir" && apt-get -qq "${aptopts[@]}" download busybox-static:arm64 >&2)
+dpkg-deb -x "$debdir"/busybox-static_*_arm64.deb "$debdir/root"
+busybox="$debdir/root/bin/busybox"
+file_out=$(od -An -tx1 -N20 "$busybox" | tr -d ' \n')
+# ELF magic, 64-bit, little-endian, e_machine 0xb7 (AArch64) at offset 18.
+case "$file_out" in 7f454c460201*b700) ;; *) die "$busybox is not an arm64 ELF";; esac
+dpkg-deb -f "$debdir"/busybox-static_*_arm64.deb Version > "$out.tmp/busybox.version"
+
+gcc -O2 -o "$out.tmp/gen_init_cpio" "$srcdir/usr/gen_init_cpio.c"
+sed -e "s|@BUSYBOX@|$busybox|" -e "s|@INIT@|$guest/init|" "$guest/initramfs.list" > "$out.tmp/initramfs.list"
+"$out.tmp/gen_init_cpio" "$out.tmp/initramfs.list" | gzip -9n > "$out.tmp/initramfs.cpio.gz"
+
+rm -rf "$kbuild" "$debdir" "$out.tmp/gen_init_cpio"
+log "built in $(( $(date +%s) - start )) s"
+exec 2>&3
+rm -rf "$out"
+mv "$out.tmp" "$out"
+touch "$out/done"
+derive_fdt
+echo "$out"
