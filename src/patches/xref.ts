@@ -1,0 +1,117 @@
+import {
+  addImm, adrpPage, BTI_C, BTI_JC, isAdrp, isFramePointerSetup, isFrameOpen, isPacSp, isPrologueStart, isMoveWideToX0, isReturnOrTrap, ldrStrUnsignedOffset, NOP, rd, rn,
+} from './arm64-decode.js';
+import { wordsOf } from './scan.js';
+import type { Range } from './target.js';
+
+// String cross-references: find a C string, then the ADRP + ADD (or ADRP + LDR) pairs in code that
+// form its address, then the start of the function that holds the reference.
+
+/** How far past an ADRP the compiler may schedule the ADD/LDR that completes the address. */
+const PAIR_WINDOW = 8;
+/** How far back from a reference a function start is looked for (64 KiB of code). */
+const MAX_FUNCTION_WALK = 16384;
+
+/** Virtual addresses of a C string: the exact string (NUL before and after), or with `partial`
+ * the start of every C string that contains it. */
+export function findCString(bytes: Uint8Array, ranges: Range[], text: string, partial: boolean): bigint[] {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const needle = partial ? Buffer.from(text, 'utf8') : Buffer.concat([Buffer.from(text, 'utf8'), Buffer.from([0])]);
+  const out = new Set<bigint>();
+  for (const r of ranges) {
+    let from = r.start;
+    for (;;) {
+      const at = buf.indexOf(needle, from);
+      if (at < 0 || at + needle.length > r.end) break;
+      from = at + 1;
+      let s = at;
+      if (partial) {
+        while (s > r.start && buf[s - 1] !== 0) s--;
+      } else if (at > r.start && buf[at - 1] !== 0) continue;
+      out.add(r.vmaddr + BigInt(s - r.start));
+    }
+  }
+  return [...out];
+}
+
+export interface XrefQuery {
+  addresses: Set<bigint>;
+  /** File offsets of the ADRP of each reference found. */
+  hits: number[];
+}
+
+/** Find, in one pass over a code range, the ADRP+ADD/LDR references to every query's addresses. */
+export function scanXrefs(bytes: Uint8Array, range: Range, queries: XrefQuery[]): void {
+  const pages = new Map<bigint, XrefQuery[]>();
+  for (const q of queries) {
+    for (const a of q.addresses) {
+      const p = a & ~0xfffn;
+      const list = pages.get(p) ?? [];
+      if (!list.includes(q)) list.push(q);
+      pages.set(p, list);
+    }
+  }
+  if (pages.size === 0) return;
+  const words = wordsOf(bytes, range.start, range.end);
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (!isAdrp(w)) continue;
+    const pc = range.vmaddr + BigInt(i * 4);
+    const page = adrpPage(w, pc);
+    const qs = pages.get(page);
+    if (!qs) continue;
+    const reg = rd(w);
+    for (let k = i + 1; k < Math.min(words.length, i + 1 + PAIR_WINDOW); k++) {
+      const v = words[k]!;
+      if (rn(v) !== reg) continue;
+      const lo = addImm(v) ?? ldrStrUnsignedOffset(v);
+      if (lo === undefined) continue;
+      const addr = page + lo;
+      for (const q of qs) if (q.addresses.has(addr)) q.hits.push(range.start + i * 4);
+      break; // the register is consumed; a later use is another address
+    }
+  }
+}
+
+/** File offset of the first instruction of the function holding `offset`, or undefined.
+ * Walking back, the first PACIBSP/PACIASP is the start (it signs the return address, so it
+ * opens the function). Otherwise the first frame opening (`stp x?, x?, [sp, #-n]!` or
+ * `sub sp, sp, #n`) is taken, extended back over the rest of a contiguous prologue (a
+ * compiler may open the frame with an stp and then lower sp) and a BTI landing pad. A return
+ * or trap met first means the reference sits in a frameless function: no start is claimed. */
+export function functionStart(bytes: Uint8Array, range: Range, offset: number): number | undefined {
+  const words = wordsOf(bytes, range.start, range.end);
+  const at = (i: number) => range.start + i * 4;
+  let i = Math.floor((offset - range.start) / 4);
+  for (let steps = 0; i >= 0 && steps < MAX_FUNCTION_WALK; i--, steps++) {
+    const w = words[i]!;
+    if (isPacSp(w)) return at(i);
+    if (isFrameOpen(w)) {
+      let start = i;
+      for (let j = i - 1; j >= 0 && j >= i - 8; j--) {
+        const v = words[j]!;
+        if (isPacSp(v)) return at(j);
+        if (isFrameOpen(v)) start = j;
+        else if (!isPrologueStart(v) && !isFramePointerSetup(v)) break;
+      }
+      if (start > 0 && (words[start - 1] === BTI_C || words[start - 1] === BTI_JC)) start--;
+      return at(start);
+    }
+    if (steps > 0 && isReturnOrTrap(w)) return constantStubStart(words, i, at);
+  }
+  return undefined;
+}
+
+/** A function already rewritten to return a constant (`pacibsp; mov x0, ...; retab`, see
+ * actions.ts) still holds its old body after the return: recognise the stub so a re-run finds
+ * the same function start (and sees that the patch is in place). */
+function constantStubStart(words: Uint32Array, retIndex: number, at: (i: number) => number): number | undefined {
+  for (let j = retIndex - 1; j >= 0 && j >= retIndex - 6; j--) {
+    const v = words[j]!;
+    if (isPacSp(v) || v === BTI_C || v === BTI_JC) return at(j);
+    // Unsigned stub: it starts right after the previous function's end (or padding).
+    if (isReturnOrTrap(v) || v === 0 || v === NOP) return j + 1 < retIndex ? at(j + 1) : undefined;
+    if (!isMoveWideToX0(v)) return undefined;
+  }
+  return undefined;
+}
