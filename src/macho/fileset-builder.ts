@@ -7,6 +7,7 @@ import {
   MH_KEXT_BUNDLE, MH_MAGIC_64,
 } from './macho-constants.js';
 import { commandOf, headerVmaddr, parseMachO, type MachO } from './macho.js';
+import { KERNEL_ENTRY_ID } from './fileset.js';
 import type { Segment64 } from './load-commands.js';
 import { headerRoom, isLinkeditSegment, isPageZero, placeLinkedit, relayoutCommands, writeHeaderAndCommands } from './macho-relayout.js';
 import { imageFixups } from './fixups-image.js';
@@ -40,7 +41,6 @@ export interface BuildFilesetOptions {
 }
 
 export const DEFAULT_KC_BASE = 0xfffffe0007004000n;
-export const KERNEL_ENTRY_ID = 'com.apple.kernel';
 
 /** dyld_stub_binder is only reached through lazy stubs, whose pointers we bind now: it is never called. */
 const UNUSED_LAZY_BINDER = 'dyld_stub_binder';
