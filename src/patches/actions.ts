@@ -1,7 +1,8 @@
 import { PatchError } from '../errors.js';
 import { AsmError, assemble, materialize, wordsToBytes } from './arm64-asm.js';
-import { BTI_C, BTI_JC, isPacSp, NOP } from './arm64-decode.js';
-import { reencodeTarget, type ChainEntry } from './fixups.js';
+import { authReturnFor, BTI_C, BTI_JC, isPacSp, NOP } from './arm64-decode.js';
+import type { ChainedFixup } from '../macho/fixups.js';
+import { reencodeTarget } from './fixups.js';
 import type { Action, Patch } from './patch-set.js';
 import type { Collection } from './target.js';
 
@@ -14,7 +15,7 @@ export interface Site {
 
 export interface Resolver {
   symbol(name: string): bigint | undefined;
-  chainEntry(offset: number): ChainEntry | undefined;
+  chainEntry(offset: number): ChainedFixup | undefined;
 }
 
 const u32 = (b: Uint8Array, o: number) => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
@@ -34,14 +35,15 @@ function asm(p: Patch, site: Site, lines: string[], r: Resolver): number[] {
   });
 }
 
-/** `return N` at a function start. The signing instruction (PACIBSP) and a BTI landing pad are
- * kept: both are BTI landing pads for indirect calls, and once PACIBSP has signed the return
- * address the function must leave with RETAB (RETAA after PACIASP). */
+/** `return N` at a function start. A first instruction that signs the return address (PACIBSP,
+ * PACIASP, PACIB/PACIA x30, sp) is kept, and the function then leaves with RETAB / RETAA: PACIBSP
+ * is also the BTI landing pad of indirect calls, so replacing it could fault on BTI-enforcing
+ * pages. A leading BTI is kept for the same reason, followed by a plain RET. */
 function returnConstant(bytes: Uint8Array, site: Site, value: bigint, width: 32 | 64): number[] {
   const first = u32(bytes, site.offset);
   const reg = width === 64 ? 'x0' : 'w0';
   const body = materialize(reg, value);
-  if (isPacSp(first)) return [first, ...body, first === 0xd503237f ? 0xd65f0fff : 0xd65f0bff];
+  if (isPacSp(first)) return [first, ...body, authReturnFor(first)];
   if (first === BTI_C || first === BTI_JC) return [first, ...body, 0xd65f03c0];
   return [...body, 0xd65f03c0];
 }

@@ -59,8 +59,17 @@ export function isStpFpLr(w: number): boolean {
   return ((w & 0xffc07fff) >>> 0 === 0xa9007bfd || (w & 0xffc07fff) >>> 0 === 0xa9807bfd);
 }
 
+export const PACIB_LR_SP = 0xdac107fe; // pacib x30, sp (what clang emits for v8.3+ targets)
+export const PACIA_LR_SP = 0xdac103fe; // pacia x30, sp
+
+/** Signs the return address with sp as modifier: the first instruction of a signed frame. */
 export function isPacSp(w: number): boolean {
-  return w === PACIBSP || w === PACIASP;
+  return w === PACIBSP || w === PACIASP || w === PACIB_LR_SP || w === PACIA_LR_SP;
+}
+
+/** The return that authenticates what `pac` signed: RETAB for the B key, RETAA for the A key. */
+export function authReturnFor(pac: number): number {
+  return pac === PACIBSP || pac === PACIB_LR_SP ? 0xd65f0fff : 0xd65f0bff;
 }
 
 /** `ret`, `retaa`/`retab`, `brk`: the function (or a path of it) ends here. */

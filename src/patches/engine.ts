@@ -1,7 +1,7 @@
 import { PatchError } from '../errors.js';
 import { actionBytes, positionIndependent, type Resolver, type Site } from './actions.js';
 import type { WordPattern } from './arm64-pattern.js';
-import { walkChains, type ChainEntry } from './fixups.js';
+import type { ChainedFixup } from '../macho/fixups.js';
 import type { Matcher, Patch } from './patch-set.js';
 import { nearestBytes, nearestWords, scanBytes, scanWords, type NearMiss, type WordsQuery } from './scan.js';
 import { offsetToVm, scopeRanges, vmToOffset, type Collection, type PatchTarget, type Range } from './target.js';
@@ -100,7 +100,7 @@ function patchRanges(p: Patch, t: PatchTarget, codeOnly: boolean): Range[] | str
 }
 
 function makeResolver(c: Collection, t: PatchTarget): Resolver {
-  let chains: Map<number, ChainEntry> | undefined;
+  let chains: Map<number, ChainedFixup> | undefined;
   return {
     symbol(name) {
       const own = t.symbols.get(name);
@@ -112,7 +112,7 @@ function makeResolver(c: Collection, t: PatchTarget): Resolver {
       return undefined;
     },
     chainEntry(offset) {
-      chains ??= new Map(walkChains(c).map((e) => [e.offset, e]));
+      chains ??= new Map(c.chains().map((e) => [e.fileOffset, e]));
       return chains.get(offset);
     },
   };

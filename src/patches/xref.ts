@@ -77,27 +77,33 @@ export function scanXrefs(bytes: Uint8Array, range: Range, queries: XrefQuery[])
  * Walking back, the first PACIBSP/PACIASP is the start (it signs the return address, so it
  * opens the function). Otherwise the first frame opening (`stp x?, x?, [sp, #-n]!` or
  * `sub sp, sp, #n`) is taken, extended back over the rest of a contiguous prologue (a
- * compiler may open the frame with an stp and then lower sp) and a BTI landing pad. A return
- * or trap met first means the reference sits in a frameless function: no start is claimed. */
+ * compiler may open the frame with an stp and then lower sp) and a BTI landing pad. */
 export function functionStart(bytes: Uint8Array, range: Range, offset: number): number | undefined {
   const words = wordsOf(bytes, range.start, range.end);
   const at = (i: number) => range.start + i * 4;
+  // A BTI landing pad right before the signing instruction belongs to the function.
+  const withPad = (i: number) => at(i > 0 && (words[i - 1] === BTI_C || words[i - 1] === BTI_JC) ? i - 1 : i);
   let i = Math.floor((offset - range.start) / 4);
   for (let steps = 0; i >= 0 && steps < MAX_FUNCTION_WALK; i--, steps++) {
     const w = words[i]!;
-    if (isPacSp(w)) return at(i);
+    if (isPacSp(w)) return withPad(i);
     if (isFrameOpen(w)) {
       let start = i;
       for (let j = i - 1; j >= 0 && j >= i - 8; j--) {
         const v = words[j]!;
-        if (isPacSp(v)) return at(j);
+        if (isPacSp(v)) return withPad(j);
         if (isFrameOpen(v)) start = j;
         else if (!isPrologueStart(v) && !isFramePointerSetup(v)) break;
       }
-      if (start > 0 && (words[start - 1] === BTI_C || words[start - 1] === BTI_JC)) start--;
-      return at(start);
+      return withPad(start);
     }
-    if (steps > 0 && isReturnOrTrap(w)) return constantStubStart(words, i, at);
+    // Returns inside a function are common (cold paths such as a panic call sit after the
+    // epilogue), so a return does not stop the walk, except a constant-return stub that m1prep
+    // wrote itself over a prologue.
+    if (steps > 0 && isReturnOrTrap(w)) {
+      const stub = constantStubStart(words, i, at);
+      if (stub !== undefined) return stub;
+    }
   }
   return undefined;
 }
