@@ -28,6 +28,9 @@ export interface VcpuRegs {
   pstate: bigint;
 }
 
+/** Serves an exit synchronously (calls completeMmioRead / completeSysregRead for reads). */
+export type ExitHandler = (vcpu: Vcpu, exit: VcpuExit) => void;
+
 export interface Vcpu {
   readonly index: number;
   /** Run until the next exit. Blocking for KVM (inside the vCPU worker), a slice for software. */
@@ -45,7 +48,26 @@ export interface Vcpu {
   /** Guest instructions retired so far, if the backend can count them. */
   instructions(): bigint;
   stop(): void;
+  /** Backends that can serve MMIO and system-register exits without leaving the engine (the
+   *  software one) call this handler inline instead of returning those exits from run(). */
+  setExitHandler?(handler: ExitHandler): void;
+  /** Read a system register by encoding (gdb, diagnostics); null if the backend cannot. */
+  readSysreg?(op0: number, op1: number, crn: number, crm: number, op2: number): bigint | null;
+  /** Breakpoints (virtual addresses) for the gdb stub; run() returns a 'debug' exit on a hit. */
+  setBreakpoints?(addrs: readonly bigint[]): void;
+  /** Execute exactly one instruction (gdb single step). */
+  step?(): VcpuExit;
+  /** Instruction budget of one run() slice, for backends that run in slices. */
+  sliceInstructions?: number;
 }
+
+/** What the guest sees as its CPU identity (MIDR_EL1, REVIDR...). */
+export interface VcpuIdentity {
+  midr: bigint;
+}
+
+/** Decides which system registers the VMM emulates (IMPDEF space, trapped timers...). */
+export type SysregFilter = (op0: number, op1: number, crn: number, crm: number, op2: number) => boolean;
 
 export interface RamRegion {
   base: bigint;
@@ -56,9 +78,11 @@ export interface RamRegion {
 
 export interface CpuBackend {
   readonly name: 'software' | 'kvm';
+  /** Library / kernel interface behind it, for the boot summary ("unicorn 2.1.1"). */
+  readonly description?: string;
   /** Map guest RAM (called once per region before vCPUs are created). */
   mapRam(region: RamRegion): void;
-  createVcpu(index: number, mpidr: bigint): Vcpu;
+  createVcpu(index: number, mpidr: bigint, identity?: VcpuIdentity): Vcpu;
   /** Code or page tables in RAM changed behind the guest's back (loader, patches): drop caches. */
   invalidateCode(base: bigint, size: bigint): void;
   destroy(): void;
