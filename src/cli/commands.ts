@@ -2,9 +2,19 @@ import type { M1prepCommand } from './command.js';
 // Every command, one file each under ./commands. Keep this list sorted by area.
 import { doctorCommand } from './commands/doctor.js';
 import { ramdiskCommand } from './commands/ramdisk.js';
+import { infoCommand } from './commands/info.js';
+import { kextsCommand } from './commands/kexts.js';
+import { extractCommand } from './commands/extract.js';
+import { unpackCommand } from './commands/unpack.js';
+import { packCommand } from './commands/pack.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: M1prepCommand<any>[] = [
   doctorCommand,
   ramdiskCommand,
+  infoCommand,
+  kextsCommand,
+  extractCommand,
+  unpackCommand,
+  packCommand,
 ];

@@ -80,25 +80,18 @@ function fail(offset: number, structure: string, detail: string): never {
   throw new FormatError(structure, BigInt(offset), detail);
 }
 
-function magicOf(node: DerNode | undefined): string | undefined {
-  if (!node || !isUniversal(node, UNIVERSAL.SEQUENCE) || !node.constructed) return undefined;
-  try {
-    const first = readTlv(node.value, 0, node.value.length, node.offset + node.headerLength);
-    return isUniversal(first, UNIVERSAL.IA5String) && first.value.length === 4 ? ia5(first) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** "IMG4", "IM4P", "IM4M", "IM4R", or undefined when `buf` does not start with an Image4 object. */
+/**
+ * "IMG4", "IM4P", "IM4M", "IM4R", or undefined when `buf` does not start like an Image4 object:
+ * a SEQUENCE whose first element is the IA5String magic. Only the start is looked at, so a
+ * truncated file is still recognized (and its parse then reports where it ends).
+ */
 export function image4Kind(buf: Uint8Array): string | undefined {
   if (buf.length < 8 || buf[0] !== 0x30) return undefined;
-  try {
-    const kind = magicOf(readTlv(buf, 0, buf.length));
-    return kind && ['IMG4', 'IM4P', 'IM4M', 'IM4R'].includes(kind) ? kind : undefined;
-  } catch {
-    return undefined;
-  }
+  let off = 2;
+  if (buf[1]! & 0x80) off += buf[1]! & 0x7f;
+  if (off + 6 > buf.length || buf[off] !== 0x16 || buf[off + 1] !== 4) return undefined;
+  const kind = String.fromCharCode(...buf.subarray(off + 2, off + 6));
+  return ['IMG4', 'IM4P', 'IM4M', 'IM4R'].includes(kind) ? kind : undefined;
 }
 
 function topLevel(buf: Uint8Array, magic: string, base: number): DerNode[] {
