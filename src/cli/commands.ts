@@ -7,6 +7,7 @@ import { kextsCommand } from './commands/kexts.js';
 import { extractCommand } from './commands/extract.js';
 import { unpackCommand } from './commands/unpack.js';
 import { packCommand } from './commands/pack.js';
+import { dtreeCommand } from './commands/dtree.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: M1prepCommand<any>[] = [
@@ -17,4 +18,5 @@ export const commands: M1prepCommand<any>[] = [
   extractCommand,
   unpackCommand,
   packCommand,
+  dtreeCommand,
 ];
