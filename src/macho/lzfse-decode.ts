@@ -95,7 +95,8 @@ export function lzfseScan(src: Uint8Array, maxOutput = LZFSE_DEFAULT_MAX_OUTPUT)
   }
 }
 
-interface BlockHeader {
+/** A bvx1/bvx2 block header, with the v2 packing undone (the reference's v1 layout). */
+export interface BlockHeader {
   rawBytes: number;
   headerSize: number;
   literals: number;
@@ -257,6 +258,14 @@ class Scratch {
  * Decode a bvx1/bvx2 block whose header is at `off` into out[outPos, outPos + rawBytes).
  * Returns the offset of the next block.
  */
+/** The header of the bvx1 or bvx2 block at `off`, checked. */
+export function readBlockHeader(src: Uint8Array, off: number): BlockHeader {
+  const magic = u32(src, off);
+  if (magic === MAGIC_V2) return readV2Header(src, off);
+  if (magic === MAGIC_V1) return readV1Header(src, off);
+  bad(off, 'not a bvx1 or bvx2 block');
+}
+
 function decodeCompressedBlock(src: Uint8Array, off: number, h: BlockHeader, out: Uint8Array, outPos: number, sc: Scratch): number {
   literalTable(h.freq, L_SYMBOLS + M_SYMBOLS + D_SYMBOLS, sc.lit);
   valueTable(h.freq, 0, L_SYMBOLS, L_STATES, L_EXTRA_BITS, L_BASE_VALUE, sc.lInfo, sc.lBase);

@@ -19,7 +19,7 @@ import { lzvnEncode } from './lzvn-encode.js';
 /** Below this size the reference switches to LZVN (LZFSE_ENCODE_LZVN_THRESHOLD). */
 export const LZVN_THRESHOLD = 4096;
 
-const PARAMS: MatchParams = { maxDistance: MAX_D_VALUE, maxChain: 24, niceLength: 96, lazyBelow: 32, maxLength: 100 * MAX_M_VALUE };
+const PARAMS: MatchParams = { maxDistance: MAX_D_VALUE, maxChain: Number(process.env.MC ?? 24), niceLength: Number(process.env.NL ?? 96), lazyBelow: Number(process.env.LB ?? 32), maxLength: 100 * MAX_M_VALUE };
 
 function put32(b: Uint8Array, o: number, v: number): void {
   b[o] = v & 0xff;
@@ -312,12 +312,22 @@ export function lzfseEncode(src: Uint8Array, opts: LzfseEncodeOptions = {}): Uin
   const blk = new BlockEncoder();
   let blockStart = 0; // source offset of the pending block's first byte
   let lastD = 0; // distance in force in the pending block (0: none yet)
+  let rawHeader = -1; // output offset of the last block's header when it was bvx-
+  let rawLength = 0;
   const flush = () => {
     if (blk.rawBytes === 0) return;
     const size = blk.encode();
     if (size < blk.rawBytes + 8) {
       out.write(blk.scratch.subarray(0, size));
+      rawHeader = -1;
+    } else if (rawHeader >= 0 && rawLength + blk.rawBytes <= 0xffffffff) {
+      // Consecutive incompressible blocks share one bvx- header.
+      rawLength += blk.rawBytes;
+      put32(out.buf, rawHeader + 4, rawLength);
+      out.write(src.subarray(blockStart, blockStart + blk.rawBytes));
     } else {
+      rawHeader = out.pos;
+      rawLength = blk.rawBytes;
       out.u32(MAGIC_RAW);
       out.u32(blk.rawBytes);
       out.write(src.subarray(blockStart, blockStart + blk.rawBytes));
