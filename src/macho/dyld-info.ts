@@ -187,11 +187,14 @@ export function decodeBinds(m: MachO, kind: BindKind = 'bind', threaded?: Thread
   let flags = 0;
   let addend = 0n;
   let inThreaded = false;
+  const table = threaded ?? { table: [], starts: [] };
   let p = start;
   const emit = (at: number) => {
-    if (out.length >= limit) throw new FormatError(structure, BigInt(at), 'more binds than the file has pointer slots');
-    if (inThreaded && threaded) {
-      threaded.table.push({ type, ordinal, symbol, flags, addend });
+    if (out.length + table.table.length >= limit) throw new FormatError(structure, BigInt(at), 'more binds than the file has pointer slots');
+    if (inThreaded) {
+      // Threaded binds (arm64e before chained fixups): DO_BIND fills the ordinal table that the
+      // pointer chains started by THREADED_APPLY refer to.
+      table.table.push({ type, ordinal, symbol, flags, addend });
       return;
     }
     out.push({ segIndex: cur.segIndex, segOffset: cur.offset, address: cur.address(at), type, ordinal, symbol, flags, addend });
@@ -264,8 +267,7 @@ export function decodeBinds(m: MachO, kind: BindKind = 'bind', threaded?: Thread
           if (v > BigInt(limit)) throw new FormatError(structure, BigInt(at), `threaded ordinal table of ${v} entries is absurd`);
           inThreaded = true;
         } else if (imm === BIND_SUBOPCODE_THREADED_APPLY) {
-          const addr = cur.address(at);
-          if (threaded) threaded.starts.push(addr);
+          table.starts.push(cur.address(at));
         } else {
           throw new FormatError(structure, BigInt(at), `bad threaded bind subopcode ${imm}`);
         }

@@ -1,7 +1,8 @@
 import { FormatError } from '../errors.js';
 import { u64 } from './macho-bytes.js';
 import { commandOf, headerVmaddr, vmToFileOffset, type MachO } from './macho.js';
-import { BIND_SYMBOL_FLAGS_WEAK_IMPORT, BIND_TYPE_POINTER, REBASE_TYPE_POINTER, decodeBinds, decodeRebases, type ThreadedBinds } from './dyld-info.js';
+import { BIND_SYMBOL_FLAGS_WEAK_IMPORT, BIND_TYPE_POINTER, REBASE_TYPE_POINTER, decodeBinds, decodeRebases } from './dyld-info.js';
+import { walkThreadedFixups } from './fixups-threaded.js';
 import { parseChainedFixups, walkChainedFixups, type PointerAuth } from './fixups.js';
 
 // Every pointer slot of a linked image that a loader must touch, whatever encoding the linker
@@ -51,16 +52,23 @@ export function imageFixups(m: MachO): ImageFixups {
     if (off === undefined) throw new FormatError('rebase opcodes', r.address, `rebase at 0x${r.address.toString(16)} is not in file data`);
     return { address: r.address, target: u64(m.bytes, Number(off)) };
   });
-  const threaded: ThreadedBinds = { table: [], starts: [] };
+  const threaded = walkThreadedFixups(m);
+  if (threaded) {
+    for (const f of threaded.fixups) {
+      if (f.kind === 'rebase') rebases.push({ address: f.address, target: f.target!, auth: f.auth });
+    }
+  }
   const binds: SlotBind[] = [];
+  for (const f of threaded?.fixups ?? []) {
+    if (f.kind !== 'bind') continue;
+    const e = threaded!.table[f.ordinal!]!;
+    binds.push({ address: f.address, symbol: e.symbol, addend: e.addend + (f.addend ?? 0n), weakImport: (e.flags & BIND_SYMBOL_FLAGS_WEAK_IMPORT) !== 0, lazy: false, auth: f.auth });
+  }
   for (const kind of ['bind', 'lazy_bind'] as const) {
-    for (const bd of decodeBinds(m, kind, threaded)) {
+    for (const bd of decodeBinds(m, kind)) {
       if (bd.type !== BIND_TYPE_POINTER) throw new FormatError('bind opcodes', bd.address, `bind type ${bd.type} is not a pointer`);
       binds.push({ address: bd.address, symbol: bd.symbol, addend: bd.addend, weakImport: (bd.flags & BIND_SYMBOL_FLAGS_WEAK_IMPORT) !== 0, lazy: kind === 'lazy_bind' });
     }
-  }
-  if (threaded.starts.length > 0) {
-    throw new FormatError('bind opcodes', BigInt(m.headerOffset), 'threaded (arm64e pre-chained-fixups) binds are not supported as builder input');
   }
   return { rebases, binds };
 }
