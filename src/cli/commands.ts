@@ -8,6 +8,7 @@ import { extractCommand } from './commands/extract.js';
 import { unpackCommand } from './commands/unpack.js';
 import { packCommand } from './commands/pack.js';
 import { dtreeCommand } from './commands/dtree.js';
+import { bootCommand } from './commands/boot.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: M1prepCommand<any>[] = [
@@ -19,4 +20,5 @@ export const commands: M1prepCommand<any>[] = [
   unpackCommand,
   packCommand,
   dtreeCommand,
+  bootCommand,
 ];

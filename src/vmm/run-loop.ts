@@ -45,6 +45,11 @@ export class RunLoop {
   trace: TraceSink = {};
   /** Checked after every round: return a reason to stop (markers seen, watchdog reset...). */
   check: (() => StopReason | null) | null = null;
+  /** Paused by the debugger: run() waits until resume(). */
+  private paused = false;
+  private resumeWaiter: (() => void) | null = null;
+  /** Called when a vCPU stops on a breakpoint or step (the gdb stub). */
+  onDebugStop: ((cpu: number) => void) | null = null;
   /** Hypercalls (HVC/SMC): return x0. Default: PSCI NOT_SUPPORTED. */
   onHypercall: (vcpu: Vcpu, smc: boolean, imm: number) => bigint = () => 0xffffffffffffffffn;
 
@@ -90,8 +95,23 @@ export class RunLoop {
     }
   }
 
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.resumeWaiter?.();
+    this.resumeWaiter = null;
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
   stop(reason: StopReason): void {
     if (!this.stopReason) this.stopReason = reason;
+    this.resume();
     for (const v of this.target.vcpus) if (v.running) v.stop();
   }
 
@@ -109,7 +129,7 @@ export class RunLoop {
   round(): boolean {
     const t = this.target;
     let ran = false;
-    for (let i = 0; i < t.vcpus.length && !this.stopReason; i++) {
+    for (let i = 0; i < t.vcpus.length && !this.stopReason && !this.paused; i++) {
       if (!this.runnable(i)) continue;
       ran = true;
       const v = t.vcpus[i]!;
@@ -122,7 +142,10 @@ export class RunLoop {
         this.count(exit.kind);
         if (exit.kind === 'wfi') this.halted[i] = true;
         else if (exit.kind === 'fatal') this.stop({ kind: 'fatal', why: exit.reason });
-        else if (exit.kind === 'debug') this.stop({ kind: 'debug', cpu: i });
+        else if (exit.kind === 'debug') {
+          this.pause();
+          this.onDebugStop?.(i);
+        }
         break;
       }
       this.tick();
@@ -158,6 +181,11 @@ export class RunLoop {
     const yieldEvery = opts.yieldEveryMs ?? 20;
     let lastYield = Date.now();
     while (!this.stopReason) {
+      if (this.paused) {
+        await new Promise<void>((r) => { this.resumeWaiter = r; });
+        lastYield = Date.now();
+        continue;
+      }
       const ran = this.round();
       if (this.stopReason) break;
       const now = Date.now();

@@ -65,6 +65,9 @@ export class UnicornVcpu implements Vcpu {
   sliceInstructions: number;
   /** Synchronous exceptions delivered to the guest, by kind (boot summary). */
   readonly delivered = new Map<string, number>();
+  /** --trace exc */
+  onDeliver: ((kind: string, esr: bigint, elr: bigint, far: bigint | null) => void) | null = null;
+  private lastKind = '';
 
   constructor(
     private readonly backend: SoftwareBackend,
@@ -255,6 +258,7 @@ export class UnicornVcpu implements Vcpu {
   // ---- synchronous exceptions -----------------------------------------------------------------
 
   private count(kind: string): void {
+    this.lastKind = kind;
     this.delivered.set(kind, (this.delivered.get(kind) ?? 0) + 1);
   }
 
@@ -398,7 +402,9 @@ export class UnicornVcpu implements Vcpu {
       this.writeReg(REG.SP, this.readReg(REG.SP_EL1));
     }
     this.writeCp(SPSR_EL1, pstate);
-    this.writeReg(REG.ESR_EL1, (BigInt(ec) << 26n) | (1n << 25n) | BigInt(iss));
+    const esr = (BigInt(ec) << 26n) | (1n << 25n) | BigInt(iss);
+    this.writeReg(REG.ESR_EL1, esr);
+    this.onDeliver?.(this.lastKind, esr, elr, far);
     if (far !== null) this.writeReg(REG.FAR_EL1, far);
     // PAN is set on exception entry unless SCTLR_EL1.SPAN says otherwise.
     const pan = ((r.sctlr >> 23n) & 1n) === 0n ? 1n << 22n : pstate & (1n << 22n);

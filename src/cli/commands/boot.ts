@@ -1,0 +1,199 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { defineCommand } from '../command.js';
+import { table } from '../ui.js';
+import { UsageError } from '../../errors.js';
+import { readManifest } from '../../manifest.js';
+import { defaultLayoutPath, loadLayout, selectCpus, withRamSize, type VmLayout } from '../../dtb/layout.js';
+import { parseFdt, serializeFdt } from '../../dtb/fdt.js';
+import { deriveFdt } from '../../dtb/derive-fdt.js';
+import { bootGuest, type BootSummary } from '../../vmm/session.js';
+import type { BootInputs } from '../../vmm/boot/protocol.js';
+import { openSerial } from '../../vmm/serial.js';
+import { parseTraceKinds } from '../../vmm/trace.js';
+import { startGdbStub } from '../../vmm/gdb-stub.js';
+
+// m1prep boot: boot prepared artifacts (OUT_DIR/manifest.json) or a Linux Image directly, on the
+// virtual t8103 machine, and optionally verify the console.
+
+interface BootArgs {
+  outDir?: string;
+  kernel?: string;
+  initrd?: string;
+  dtb?: string;
+  append?: string;
+  disk?: string[];
+  ram?: string;
+  cpus?: number;
+  backend: string;
+  verify?: boolean;
+  timeout?: number;
+  expect?: string[];
+  fail?: string[];
+  serial: string;
+  trace?: string;
+  traceFile?: string;
+  gdb?: number;
+  layout?: string;
+  hang: number;
+}
+
+function readInput(p: string, what: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(p));
+  } catch (e) {
+    throw new UsageError(`${what} ${p}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+}
+
+export function parseSize(text: string): bigint {
+  const m = /^(\d+)([KMG]?)(i?B)?$/i.exec(text.trim());
+  if (!m) throw new UsageError(`--ram ${text}: use a size such as 1G, 512M`);
+  const mult = { '': 1n << 20n, K: 1n << 10n, M: 1n << 20n, G: 1n << 30n }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return BigInt(m[1]!) * mult;
+}
+
+function loadLayoutFile(p: string): VmLayout {
+  return loadLayout(readFileSync(p, 'utf8'), p);
+}
+
+/** The upstream t8103-j274 FDT that scripts/build-t8103-dtb.sh caches. */
+function cachedBaseDtb(): string {
+  return path.join(process.env.M1PREP_CACHE ?? path.join(homedir(), '.cache/m1prep'), 'dts/t8103-j274.dtb');
+}
+
+export const bootCommand = defineCommand<BootArgs>({
+  command: 'boot [outDir]',
+  describe: 'boot prepared artifacts (OUT_DIR/manifest.json) or a Linux Image on the virtual M1 and verify the console',
+  builder: (y) =>
+    y
+      .positional('outDir', { type: 'string', describe: 'directory with manifest.json (from m1prep patch)' })
+      .option('kernel', { type: 'string', describe: 'boot this arm64 Linux Image directly (like qemu -kernel)' })
+      .option('initrd', { type: 'string', describe: 'initramfs for --kernel' })
+      .option('dtb', { type: 'string', describe: 'FDT for --kernel (default: derived from the cached t8103-j274.dtb and the layout)' })
+      .option('append', { type: 'string', describe: 'kernel command line for --kernel' })
+      .option('disk', { type: 'string', array: true, describe: 'image behind virtio-blk (never modified: writes go to an overlay)' })
+      .option('ram', { type: 'string', describe: 'guest RAM size for --kernel, e.g. 1G' })
+      .option('cpus', { type: 'number', describe: 'number of vCPUs (default: manifest, or 1)' })
+      .option('backend', { type: 'string', default: 'software', choices: ['software', 'kvm'], describe: 'CPU backend' })
+      .option('verify', { type: 'boolean', describe: 'exit 0 when every success marker appeared, 1 on failure, panic, hang or timeout' })
+      .option('timeout', { type: 'number', describe: 'seconds before giving up (default: manifest, or 60)' })
+      .option('expect', { type: 'string', array: true, describe: 'success marker regex (repeatable)' })
+      .option('fail', { type: 'string', array: true, describe: 'failure marker regex (repeatable)' })
+      .option('serial', { type: 'string', default: 'stdio', describe: 'console: stdio, null, file:PATH or tcp:PORT' })
+      .option('trace', { type: 'string', describe: 'comma list of mmio,sysreg,irq,exc' })
+      .option('trace-file', { type: 'string', describe: 'write the trace here instead of stderr' })
+      .option('gdb', { type: 'number', describe: 'start a GDB remote stub on 127.0.0.1:PORT and wait for a debugger' })
+      .option('layout', { type: 'string', describe: 'machine layout (default: the manifest\'s, or layouts/t8103-virt.yaml)' })
+      .option('hang', { type: 'number', default: 0, describe: 'seconds without console output that count as a hang (0: off)' })
+      .example('$0 boot out/ --verify', 'boot what m1prep patch prepared and check its markers')
+      .example('$0 boot --kernel Image --initrd initrd.cpio --append "console=ttySAC0 earlycon" --cpus 4 --expect "init ok" --verify', 'boot Linux like qemu')
+      .example('$0 boot out/ --trace mmio,sysreg --trace-file trace.txt', 'record device and system-register accesses')
+      .example('$0 boot out/ --gdb 1234', 'then: gdb-multiarch -ex "target remote :1234"')
+      .epilog('Exit codes: 0 booted (with --verify: every marker seen), 1 verification failed or bad input, 2 usage, 4 host lacks something (e.g. Unicorn).') as never,
+  run: async (args, ui) => {
+    if (!args.outDir && !args.kernel) throw new UsageError('give OUT_DIR (with manifest.json) or --kernel IMAGE');
+    if (args.outDir && args.kernel) throw new UsageError('give either OUT_DIR or --kernel, not both');
+    let layout: VmLayout;
+    let guest: string;
+    let inputs: BootInputs;
+    let cpus = args.cpus;
+    let timeoutS = args.timeout;
+    const expect = [...(args.expect ?? [])];
+    const fail = [...(args.fail ?? [])];
+    const disks = (args.disk ?? []).map((p) => ({ path: p }));
+
+    if (args.outDir) {
+      const man = readManifest(args.outDir);
+      const at = (rel: string) => path.join(args.outDir!, rel);
+      layout = loadLayoutFile(args.layout ?? at(man.artifacts.layout.path));
+      layout = withRamSize(layout, BigInt(man.machine.ramMiB) << 20n);
+      guest = man.guest;
+      cpus ??= man.machine.cpus;
+      timeoutS ??= man.verify.timeoutS;
+      if (!args.expect) expect.push(...man.verify.success);
+      fail.push(...man.verify.failure);
+      if (man.artifacts.disk && !args.disk) disks.push({ path: at(man.artifacts.disk.path) });
+      inputs = {
+        kernel: readInput(at(man.artifacts.kernel.path), 'kernel'),
+        deviceTree: readInput(at(man.artifacts.devicetree.path), 'device tree'),
+        initrd: man.artifacts.initrd ? readInput(at(man.artifacts.initrd.path), 'initrd') : undefined,
+        ramdisk: man.artifacts.ramdisk ? readInput(at(man.artifacts.ramdisk.path), 'ramdisk') : undefined,
+        bootArgs: args.append ?? man.bootArgs,
+        darwin: man.darwin,
+      };
+    } else {
+      layout = loadLayoutFile(args.layout ?? defaultLayoutPath());
+      if (args.ram) layout = withRamSize(layout, parseSize(args.ram));
+      guest = 'linux';
+      cpus ??= 1;
+      const initrd = args.initrd ? readInput(args.initrd, '--initrd') : undefined;
+      const bootArgs = args.append ?? 'earlycon console=ttySAC0,115200';
+      let dtb: Uint8Array;
+      if (args.dtb) dtb = readInput(args.dtb, '--dtb');
+      else {
+        const base = cachedBaseDtb();
+        if (!existsSync(base)) throw new UsageError(`no --dtb given and no base tree at ${base}: run scripts/build-t8103-dtb.sh, or pass --dtb`);
+        dtb = serializeFdt(deriveFdt(parseFdt(readInput(base, 'base FDT')), selectCpus(layout, cpus), { bootargs: bootArgs, initrdSize: initrd ? BigInt(initrd.length) : undefined, watchdog: true }));
+      }
+      inputs = { kernel: readInput(args.kernel!, '--kernel'), deviceTree: dtb, initrd, bootArgs };
+    }
+    if (!Number.isInteger(cpus) || cpus! < 1 || cpus! > layout.cpus.length) throw new UsageError(`--cpus ${cpus}: the layout has ${layout.cpus.length} CPUs`);
+    const serialSpec = ui.json && args.serial === 'stdio' ? 'null' : args.serial;
+    const serial = await openSerial(serialSpec, Boolean(process.stdin.isTTY) && !args.verify);
+    let gdbClose: (() => void) | null = null;
+    let summary: BootSummary;
+    try {
+      summary = await bootGuest({
+        guest,
+        inputs,
+        layout,
+        cpus: cpus!,
+        backend: args.backend,
+        disks,
+        serial,
+        expect,
+        fail,
+        stopOnSuccess: Boolean(args.verify),
+        timeoutS: timeoutS ?? 60,
+        hangS: args.hang,
+        trace: parseTraceKinds(args.trace),
+        traceFile: args.traceFile,
+        log: (l) => ui.verbose(l),
+        onMachine: args.gdb !== undefined
+          ? async (m, loop) => {
+              const stub = await startGdbStub(m, loop, args.gdb!, (l) => ui.info(l));
+              gdbClose = stub.close;
+            }
+          : undefined,
+      });
+    } finally {
+      serial.close();
+      (gdbClose as (() => void) | null)?.();
+    }
+    const ok = summary.outcome === 'success' || (!args.verify && (summary.outcome === 'stopped' || summary.outcome === 'timeout'));
+    if (ui.json) ui.emitJson({ ok, ...summary });
+    else printSummary(summary, (l) => ui.info(l));
+    if (args.verify) return summary.outcome === 'success' ? 0 : 1;
+    return summary.outcome === 'fatal' || summary.outcome === 'panic' ? 1 : 0;
+  },
+});
+
+function printSummary(s: BootSummary, out: (l: string) => void): void {
+  const kv = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  out('');
+  out(table([
+    ['outcome', `${s.outcome}: ${s.detail}`],
+    ['machine', `${s.guest} guest, ${s.cpus} vCPU(s) (${s.cpusStarted} started), ${s.backend}`],
+    ['wall time', `${s.wallSeconds.toFixed(2)} s`],
+    ['guest instructions', `${s.guestInstructions} (at least)`],
+    ['exits', kv(s.exits)],
+    ['exceptions delivered', kv(s.exceptionsDelivered)],
+    ['devices touched', kv(s.devicesTouched)],
+    ['unmapped accesses', String(s.unmappedAccesses)],
+    ['IMPDEF accesses', String(s.impdefAccesses)],
+    ['unknown registers', kv(s.unknownSysregs)],
+    ['markers', s.markers.seen.length + s.markers.missing.length ? `seen: ${s.markers.seen.join(' | ') || '-'}; missing: ${s.markers.missing.join(' | ') || '-'}` : 'none given'],
+  ]));
+}

@@ -1,0 +1,173 @@
+import type { VmLayout } from '../dtb/layout.js';
+import { selectCpus } from '../dtb/layout.js';
+import './cpu/unicorn/register.js';
+import './boot/linux.js';
+import { bootProtocol, bootProtocolNames, type BootInputs } from './boot/protocol.js';
+import type { DiskSpec } from './devices/pcie-wiring.js';
+import { Machine } from './machine.js';
+import { RunLoop, type StopReason } from './run-loop.js';
+import type { SerialPort } from './serial.js';
+import { Tracer, type TraceKind } from './trace.js';
+import { ConsoleVerifier } from './verify.js';
+import { UsageError } from '../errors.js';
+
+// One boot of one guest: build the machine from the layout, load the guest through its boot
+// protocol, run, watch the console, and summarise. The CLI (src/cli/commands/boot.ts) is a thin
+// shell around bootGuest().
+
+export interface BootRequest {
+  guest: string;
+  inputs: BootInputs;
+  layout: VmLayout;
+  cpus: number;
+  backend: string;
+  disks?: DiskSpec[];
+  serial: SerialPort;
+  expect: string[];
+  fail: string[];
+  /** Stop when every expect marker appeared. */
+  stopOnSuccess: boolean;
+  timeoutS: number;
+  /** No console output for this long counts as a hang (0: never). */
+  hangS: number;
+  trace: Set<TraceKind>;
+  traceFile?: string;
+  sliceInstructions?: number;
+  /** Called once the machine is built (the gdb stub attaches here). */
+  onMachine?: (m: Machine, loop: RunLoop) => Promise<void> | void;
+  log?: (line: string) => void;
+}
+
+export type Outcome = 'success' | 'failure' | 'panic' | 'hang' | 'timeout' | 'reset' | 'fatal' | 'stopped';
+
+export interface BootSummary {
+  outcome: Outcome;
+  detail: string;
+  guest: string;
+  backend: string;
+  cpus: number;
+  wallSeconds: number;
+  /** Retired instructions in completed slices (a lower bound: slices cut short by WFI are not counted). */
+  guestInstructions: bigint;
+  exits: Record<string, number>;
+  exceptionsDelivered: Record<string, number>;
+  devicesTouched: Record<string, number>;
+  unmappedAccesses: number;
+  unknownSysregs: Record<string, number>;
+  impdefAccesses: number;
+  consoleBytes: number;
+  markers: { seen: string[]; missing: string[]; failure: string | null };
+  cpusStarted: number;
+  placed: Array<{ what: string; base: bigint; size: bigint }>;
+}
+
+export async function bootGuest(req: BootRequest): Promise<BootSummary> {
+  const proto = bootProtocol(req.guest) ?? (await loadProtocol(req.guest));
+  const layout = selectCpus(req.layout, req.cpus);
+  const verifier = new ConsoleVerifier(req.expect, req.fail);
+  const machine = new Machine(layout, {
+    layout,
+    cpus: req.cpus,
+    backend: req.backend,
+    disks: req.disks,
+    sliceInstructions: req.sliceInstructions,
+    console: (b) => {
+      req.serial.write(b);
+      verifier.feed(b);
+    },
+  });
+  const tracer = req.trace.size ? new Tracer(req.traceFile) : null;
+  try {
+    req.serial.onInput = (b) => machine.uart.receive(b);
+    const entry = proto.load(machine, req.inputs);
+    for (const p of entry.placed) req.log?.(`${p.what}: 0x${p.base.toString(16)} (+0x${p.size.toString(16)})`);
+    const loop = new RunLoop(machine);
+    tracer?.attach(machine, loop, req.trace);
+    machine.vcpus[0]!.start(entry.pc, entry.x0);
+    await req.onMachine?.(machine, loop);
+    loop.check = (): StopReason | null => {
+      if (verifier.failure) return { kind: 'requested', why: 'failure marker' };
+      if (machine.resetRequested) return { kind: 'requested', why: 'watchdog reset' };
+      if (req.stopOnSuccess && verifier.allSeen) return { kind: 'requested', why: 'success' };
+      if (req.hangS > 0 && Date.now() - verifier.lastOutputAt > req.hangS * 1000) {
+        return { kind: 'hang', why: `no console output for ${req.hangS} s` };
+      }
+      return null;
+    };
+    const t0 = process.hrtime.bigint();
+    const stop = await loop.run({ timeoutMs: req.timeoutS * 1000 });
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    verifier.scan();
+    return summarise(req, machine, loop, stop, verifier, wall, entry.placed);
+  } finally {
+    tracer?.close();
+    machine.destroy();
+  }
+}
+
+async function loadProtocol(name: string) {
+  // The XNU protocol lives in boot/xnu.ts (its own area) and registers itself when imported.
+  if (name === 'xnu') {
+    const mod = './boot/xnu.js';
+    try {
+      await import(mod);
+    } catch (e) {
+      throw new UsageError(`the xnu boot protocol is not available in this build (${(e as Error).message})`);
+    }
+  }
+  const p = bootProtocol(name);
+  if (!p) throw new UsageError(`no boot protocol "${name}" (available: ${bootProtocolNames().join(', ')})`);
+  return p;
+}
+
+function summarise(req: BootRequest, m: Machine, loop: RunLoop, stop: StopReason, v: ConsoleVerifier, wall: number, placed: BootSummary['placed']): BootSummary {
+  const st = v.state();
+  let outcome: Outcome;
+  let detail: string;
+  if (st.failure) {
+    outcome = /Kernel panic|panic\(cpu/.test(st.failure) ? 'panic' : 'failure';
+    detail = st.failure;
+  } else if (m.resetRequested) {
+    outcome = 'reset';
+    detail = 'the guest reset the machine through the watchdog';
+  } else if (v.allSeen) {
+    outcome = 'success';
+    detail = `all ${st.seen.length} success marker(s) appeared`;
+  } else if (stop.kind === 'hang') {
+    outcome = 'hang';
+    detail = stop.why;
+  } else if (stop.kind === 'timeout') {
+    outcome = 'timeout';
+    detail = `${req.timeoutS} s passed`;
+  } else if (stop.kind === 'fatal') {
+    outcome = 'fatal';
+    detail = stop.why;
+  } else {
+    outcome = 'stopped';
+    detail = stop.kind === 'requested' ? stop.why : stop.kind;
+  }
+  const delivered: Record<string, number> = {};
+  for (const vc of m.vcpus) {
+    const d = (vc as { delivered?: Map<string, number> }).delivered;
+    if (d) for (const [k, n] of d) delivered[k] = (delivered[k] ?? 0) + n;
+  }
+  return {
+    outcome,
+    detail,
+    guest: req.guest,
+    backend: m.backend.description ?? m.backend.name,
+    cpus: req.cpus,
+    wallSeconds: wall,
+    guestInstructions: loop.instructions(),
+    exits: { ...loop.stats.exits },
+    exceptionsDelivered: delivered,
+    devicesTouched: Object.fromEntries(m.bus.touched),
+    unmappedAccesses: m.bus.unmappedAccesses,
+    unknownSysregs: Object.fromEntries(m.sysregs.unknown),
+    impdefAccesses: m.sysregs.accesses,
+    consoleBytes: v.bytes,
+    markers: st,
+    cpusStarted: m.vcpus.filter((x) => x.running).length,
+    placed,
+  };
+}
