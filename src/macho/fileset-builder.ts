@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { FormatError, UsageError } from '../errors.js';
 import { ByteSink, alignUpBig, setU64 } from './macho-bytes.js';
 import {
-  FILETYPE_NAMES, LC_CODE_SIGNATURE, LC_DYLD_CHAINED_FIXUPS, LC_DYLD_CHAINED_FIXUPS as LC_CHAINED,
+  ARM_THREAD_STATE64, CPU_TYPE_ARM64, FILETYPE_NAMES, LC_UNIXTHREAD, LC_CODE_SIGNATURE, LC_DYLD_CHAINED_FIXUPS, LC_DYLD_CHAINED_FIXUPS as LC_CHAINED,
   LC_FILESET_ENTRY, LC_SEGMENT_64, LC_UUID, MACH_HEADER_64_SIZE, MH_BUNDLE, MH_DYLIB, MH_EXECUTE, MH_FILESET,
   MH_KEXT_BUNDLE, MH_MAGIC_64,
 } from './macho-constants.js';
@@ -185,7 +185,9 @@ export function buildFileset(opts: BuildFilesetOptions): Uint8Array {
       dropSegment: isPageZero,
       clearDyldInfoFixups: true,
     });
-    writeHeaderAndCommands(out, Number(img.headerVm + img.delta - base), img.m, cmds, ncmds, headerRoom(img.m));
+    const room = headerRoom(img.m);
+    const withThread = i === 0 ? mainToUnixThread(img, cmds, room) : undefined;
+    writeHeaderAndCommands(out, Number(img.headerVm + img.delta - base), img.m, withThread ?? cmds, ncmds, room);
   });
 
   // Top-level header.
@@ -219,6 +221,31 @@ export function buildFileset(opts: BuildFilesetOptions): Uint8Array {
   parseMachO(out);
   return out;
 }
+
+/**
+ * XNU's loaders (iBoot, and m1prep's VMM) start the kernel at its LC_UNIXTHREAD pc. A kernel linked
+ * as an ordinary executable has LC_MAIN instead; replace it with an ARM_THREAD_STATE64
+ * LC_UNIXTHREAD (mach/arm/thread_status.h) when the header has room (link with -headerpad 0x1000),
+ * else keep LC_MAIN (its entry is still header + entryoff).
+ */
+function mainToUnixThread(img: Image, cmds: Uint8Array, room: number): Uint8Array | undefined {
+  const main = commandOf(img.m, 'entry_point');
+  if (!main || img.m.header.cputype !== CPU_TYPE_ARM64) return undefined;
+  const THREAD_CMDSIZE = 16 + ARM_THREAD_STATE64_COUNT * 4;
+  if (MACH_HEADER_64_SIZE + cmds.length - main.cmdsize + THREAD_CMDSIZE > room) return undefined;
+  let at = 0;
+  while (at < cmds.length && !(cmds[at] === 0x28 && cmds[at + 3] === 0x80)) at += cmds[at + 4]! | (cmds[at + 5]! << 8);
+  const thread = new ByteSink().u32(LC_UNIXTHREAD).u32(THREAD_CMDSIZE).u32(ARM_THREAD_STATE64).u32(ARM_THREAD_STATE64_COUNT)
+    .zeros(32 * 8).u64(img.headerVm + img.delta + main.entryoff).zeros(8).result();
+  const out = new Uint8Array(cmds.length - main.cmdsize + THREAD_CMDSIZE);
+  out.set(cmds.subarray(0, at), 0);
+  out.set(thread, at);
+  out.set(cmds.subarray(at + main.cmdsize), at + THREAD_CMDSIZE);
+  return out;
+}
+
+/** arm_thread_state64_t in 32-bit words (mach/arm/thread_status.h ARM_THREAD_STATE64_COUNT). */
+const ARM_THREAD_STATE64_COUNT = 68;
 
 function align8(n: number): number {
   return (n + 7) & ~7;

@@ -13,7 +13,7 @@ import { extractImage, collectionFixups } from '../../src/macho/kext-extract.js'
 import { findDarwinVersion } from '../../src/macho/macho-darwin-version.js';
 import { u64 } from '../../src/macho/macho-bytes.js';
 import { buildKcFixtures, toolchainMissing, type KcFixtures } from '../fixtures/kc/build.js';
-import { objdumpBinds, objdumpExports, objdumpHeaders, objdumpRebases } from '../fixtures/kc/llvm.js';
+import { objdump19Chained, objdump19Path, objdumpBinds, objdumpExports, objdumpHeaders, objdumpRebases } from '../fixtures/kc/llvm.js';
 
 const missing = toolchainMissing() ?? (tool('llvm-objdump') ? undefined : 'llvm-objdump not installed');
 if (missing) console.warn(`fileset builder tests skipped: ${missing}`);
@@ -59,9 +59,22 @@ describe.skipIf(missing !== undefined)('fileset builder (clang + ld64.lld inputs
     const kernel = openEntry(m, filesetEntries(m)[0]!);
     const v = findDarwinVersion(kernel)!;
     expect([v.major, v.minor, v.patch]).toEqual([21, 4, 0]);
-    // LC_MAIN: entryoff from the kernel's header, which now sits at the entry's vmaddr.
+    // The input's LC_MAIN entryoff, from the kernel's header (now at the entry's vmaddr), became
+    // an LC_UNIXTHREAD pc as XNU's loaders expect.
     const inK = objdumpHeaders(fx.kernel);
-    expect(entryPoint(kernel)!.vmaddr).toBe(filesetEntries(m)[0]!.vmaddr + inK.entryoff!);
+    expect(entryPoint(kernel)).toEqual({ vmaddr: filesetEntries(m)[0]!.vmaddr + inK.entryoff!, source: 'LC_UNIXTHREAD' });
+    const f = path.join(out, 'kernel-entry');
+    writeFileSync(f, extractImage(m, Number(filesetEntries(m)[0]!.fileoff)));
+    const h = objdumpHeaders(f);
+    expect(h.cmds).toContain('LC_UNIXTHREAD');
+    expect(h.cmds).not.toContain('LC_MAIN');
+    expect(h.out).toMatch(new RegExp(`pc 0x0*${(filesetEntries(m)[0]!.vmaddr + inK.entryoff!).toString(16)}`));
+  });
+
+  it('keeps LC_MAIN when the kernel header has no room for LC_UNIXTHREAD', () => {
+    const k = parseMachO(buildFileset({ kernel: readFileSync(fx.kernelNoPad), kexts: [] }));
+    const e = filesetEntries(k)[0]!;
+    expect(entryPoint(openEntry(k, e))).toEqual({ vmaddr: e.vmaddr + objdumpHeaders(fx.kernelNoPad).entryoff!, source: 'LC_MAIN' });
   });
 
   it('lists versions from Info.plist and from kmod_info', () => {
@@ -129,6 +142,18 @@ describe.skipIf(missing !== undefined)('fileset builder (clang + ld64.lld inputs
     expect(h.err).toBe('');
     expect(h.segments.map((s) => [s.segname, s.vmaddr, s.fileoff, s.filesize])).toEqual(m.segments.map((s) => [s.segname, s.vmaddr, s.fileoff, s.filesize]));
     expect(h.uuid).toBe(uuidString(m));
+  });
+
+  it.skipIf(!objdump19Path())('llvm-objdump-19 reads the MH_FILESET as is, and its chained-fixup starts match ours', () => {
+    const f = path.join(out, 'kc.macho');
+    writeFileSync(f, kc);
+    const l = objdump19Chained(f);
+    const fx = parseChainedFixups(m)!;
+    expect(l.header).toEqual({ ...fx.header });
+    expect(l.segments.map((s) => [s.segIndex, s.page_size, s.pointer_format, s.segment_offset, s.pageStarts])).toEqual(
+      fx.segments.map((s) => [s.segIndex, s.page_size, s.pointer_format, s.segment_offset, s.pageStarts.map((p) => (p.length ? p[0] : 0xffff))]));
+    // segment_offset is each segment's distance from the collection's base.
+    for (const s of l.segments) expect(s.segment_offset).toBe(m.segments[s.segIndex]!.vmaddr - DEFAULT_KC_BASE);
   });
 
   it('extracted entries are valid Mach-Os for llvm-objdump, with the input images\' symbols', () => {
