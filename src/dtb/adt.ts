@@ -64,7 +64,7 @@ class AdtReader {
     const left = b.length - off - 8;
     if (nProps * 36 > left) this.fail(off, `node claims ${nProps} properties, only ${left} bytes follow`);
     if (nChildren * 8 > left - nProps * 36) this.fail(off + 4, `node claims ${nChildren} children, only ${left} bytes follow`);
-    const node: AdtNode = { properties: new Array(nProps), children: new Array(nChildren) };
+    const node: AdtNode = { properties: [], children: [] };
     this.stack.push(node);
     let p = off + 8;
     for (let i = 0; i < nProps; i++) {
@@ -79,13 +79,13 @@ class AdtReader {
       if (len > b.length - start) this.fail(p + 32, `property "${name}" is ${len} bytes, only ${b.length - start} left`);
       const prop: AdtProperty = { name, value: b.subarray(start, start + len) };
       if (raw & ADT_PLACEHOLDER) prop.template = true;
-      node.properties[i] = prop;
+      node.properties.push(prop);
       p = start + ((len + 3) & ~3);
     }
     if (p > b.length) this.fail(b.length, 'last property padding runs past the end');
     for (let i = 0; i < nChildren; i++) {
       const r = this.node(p, depth + 1);
-      node.children[i] = r.node;
+      node.children.push(r.node);
       p = r.end;
     }
     this.stack.pop();

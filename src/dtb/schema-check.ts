@@ -4,7 +4,8 @@ import { yamlError, bigintsToHex } from './layout-source.js';
 
 // JSON-schema validation of a YAML data file, reporting the first error at its place in the file.
 
-const ajv = new Ajv({ allErrors: false, strict: true });
+// strictRequired/strictTypes off: the edits schema uses oneOf branches that only list required keys.
+const ajv = new Ajv({ allErrors: false, strict: true, strictRequired: false, strictTypes: false });
 const compiled = new WeakMap<object, ValidateFunction>();
 
 function pathOf(e: ErrorObject): YamlPath {
