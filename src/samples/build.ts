@@ -115,15 +115,16 @@ export function buildSample(flavour: SampleFlavour, opts: BuildOptions): SampleB
       const out = path.join(work, k.id);
       // Imports resolve against the kernel (ordinal "main executable"); no lazy binding in a collection.
       run(ld, [...platform, '-bundle', '-bundle_loader', kernelPath, '-o', out, ...objs], `linking kext ${k.id}`);
-      return { id: k.id, macho: readFileSync(out), infoPlist: readFileSync(path.join(kdir, 'Info.plist'), 'utf8') };
+      return { id: k.id, macho: new Uint8Array(readFileSync(out)), infoPlist: readFileSync(path.join(kdir, 'Info.plist'), 'utf8') };
     });
     opts.onStep?.('build the MH_FILESET collection (chained fixups, imports bound)');
     const kernel = readFileSync(kernelPath);
-    const collection = buildFileset({ kernel, kexts });
+    // The builder gets copies: the linker's outputs are kept as they were (for llvm-objdump).
+    const collection = buildFileset({ kernel: new Uint8Array(kernel), kexts: kexts.map((k) => ({ ...k, macho: new Uint8Array(k.macho) })) });
     opts.onStep?.('pack IM4P (krnl, LZFSE)');
     const im4p = packIm4p({ fourcc: 'krnl', description: `m1prep sample kernelcache, Darwin ${flavour.darwin}`, payload: collection, compression: 'lzfse' });
     writeFileAtomicSync(path.join(dir, 'kernel'), kernel);
-    for (const k of kexts) writeFileAtomicSync(path.join(dir, k.id), k.macho);
+    for (const k of KEXTS) writeFileAtomicSync(path.join(dir, k.id), readFileSync(path.join(work, k.id)));
     writeFileAtomicSync(result.collection, collection);
     writeFileAtomicSync(result.im4p, im4p);
     writeFileAtomicSync(stampFile, new TextEncoder().encode(JSON.stringify({ stamp: digest, flavour, bytes: collection.length, im4pBytes: im4p.length }, null, 2) + '\n'));

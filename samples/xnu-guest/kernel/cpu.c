@@ -25,6 +25,11 @@ extern char exception_vectors[];
 static volatile uint32_t ticks, tick_target, tick_period;
 static volatile uint32_t sw_irqs, sw_irq_number;
 static volatile uint32_t ipis[MAX_CPUS];
+/* IPI_SR holds one pending bit, so IPIs sent close together merge: like XNU's cpu_signal(), the
+ * reason travels in memory (a per-CPU signal word) and the IPI only says "look at it". */
+#define SIGNAL_PING 1u
+static volatile uint32_t signals[MAX_CPUS];
+static volatile uint32_t pongs; /* bit i: CPU i answered */
 static volatile uint32_t cpus_up;
 static volatile uint32_t whoami_bad;
 
@@ -91,7 +96,7 @@ void timer_start(uint32_t count) {
 	ticks = 0;
 	SYSREG_WRITE(cntp_tval_el0, tick_period);
 	SYSREG_WRITE(cntp_ctl_el0, CNTP_CTL_ENABLE);
-	__asm__ volatile("isb; msr daifclr, #1");
+	__asm__ volatile("isb\n\tmsr daifclr, #1"); /* Apple assembler syntax: ";" starts a comment */
 }
 
 uint32_t timer_ticks(void) { return ticks; }
@@ -136,12 +141,11 @@ NORETURN void secondary_main(uint64_t index) {
 	aic_per_cpu_init(cpu);
 	__asm__ volatile("msr daifclr, #1");
 	__atomic_fetch_add(&cpus_up, 1, __ATOMIC_SEQ_CST);
-	/* Answer every FastIPI from the boot CPU with one of our own. */
-	uint32_t answered = 0;
+	/* Answer every ping from the boot CPU: record it in memory, then FastIPI it. */
 	for (;;) {
 		wait_for_interrupt();
-		while (answered < ipis[cpu]) {
-			answered++;
+		if (__atomic_exchange_n(&signals[cpu], 0, __ATOMIC_ACQ_REL) & SIGNAL_PING) {
+			__atomic_fetch_or(&pongs, 1u << cpu, __ATOMIC_RELEASE);
 			fastipi_send(0);
 		}
 	}
@@ -165,15 +169,19 @@ int smp_start_secondaries(void) {
 	return (int)cpus_up;
 }
 
-/* Every secondary CPU answers a FastIPI with one back to us; alone, we send one to ourselves. */
+/* Every secondary CPU answers a ping with a FastIPI back to us; alone, we send one to ourselves. */
 int fastipi_roundtrip(void) {
 	int peers = machine.ncpus - 1;
-	uint32_t before = ipis[0];
+	uint32_t before = ipis[0], want = 0;
 	if (peers == 0) fastipi_send(0);
-	for (int i = 1; i < machine.ncpus; i++) fastipi_send(i);
-	uint32_t want = before + (uint32_t)(peers ? peers : 1);
+	for (int i = 1; i < machine.ncpus; i++) {
+		want |= 1u << i;
+		__atomic_fetch_or(&signals[i], SIGNAL_PING, __ATOMIC_RELEASE);
+		fastipi_send(i);
+	}
 	uint64_t deadline = now_ticks() + ms_to_ticks(5000);
-	while (ipis[0] < want && now_ticks() < deadline) wait_for_interrupt();
-	if (ipis[0] < want) panic("FastIPI: %u of %u answers arrived", ipis[0] - before, want - before);
+	while ((ipis[0] == before || (pongs & want) != want) && now_ticks() < deadline) wait_for_interrupt();
+	if (ipis[0] == before) panic("FastIPI: no IPI reached cpu 0 (IPI_SR never pending)");
+	if ((pongs & want) != want) panic("FastIPI: answers from cpus 0x%x of 0x%x", pongs & want, want);
 	return peers ? peers : 1;
 }

@@ -46,7 +46,7 @@ __start:
 _secondary_start:
 	msr	daifset, #0xf
 	mrs	x0, mpidr_el1
-	and	x0, x0, #0xffffff
+	and	x0, x0, #0xffff			/* Aff1.Aff0, as the ADT cpu "reg" holds them */
 	adrp	x9, _boot_tables@PAGE
 	add	x9, x9, _boot_tables@PAGEOFF
 	ldr	x2, [x9, #BT_NCPUS]
