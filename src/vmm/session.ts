@@ -58,6 +58,8 @@ export interface BootSummary {
   consoleBytes: number;
   markers: { seen: string[]; missing: string[]; failure: string | null };
   cpusStarted: number;
+  /** Final PC of each vCPU (where a hang or fatal stop left them). */
+  pcs: bigint[];
   placed: Array<{ what: string; base: bigint; size: bigint }>;
 }
 
@@ -168,6 +170,7 @@ function summarise(req: BootRequest, m: Machine, loop: RunLoop, stop: StopReason
     consoleBytes: v.bytes,
     markers: st,
     cpusStarted: m.vcpus.filter((x) => x.running).length,
+    pcs: m.vcpus.map((x) => x.getRegs().pc),
     placed,
   };
 }

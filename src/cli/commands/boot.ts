@@ -186,6 +186,7 @@ function printSummary(s: BootSummary, out: (l: string) => void): void {
   out(table([
     ['outcome', `${s.outcome}: ${s.detail}`],
     ['machine', `${s.guest} guest, ${s.cpus} vCPU(s) (${s.cpusStarted} started), ${s.backend}`],
+    ['final PCs', s.pcs.map((p) => '0x' + p.toString(16)).join(' ')],
     ['wall time', `${s.wallSeconds.toFixed(2)} s`],
     ['guest instructions', `${s.guestInstructions} (at least)`],
     ['exits', kv(s.exits)],

@@ -27,10 +27,12 @@ const TCR_EL1: Enc = [3, 0, 2, 0, 2];
 
 // HCR_EL2: RW (EL1 is AArch64), FMO/IMO (physical FIQ/IRQ route to "EL2" so VF/VI inject),
 // TDZ (DC ZVA traps, so guests see DCZID_EL0.DZP = 1), TACR (ACTLR_EL1 is Apple's, emulated),
-// TID1 (REVIDR/AIDR report M1 values), TIDCP (all IMPDEF registers trap).
-const HCR_RW = 1n << 31n, HCR_TDZ = 1n << 28n, HCR_TACR = 1n << 21n, HCR_TIDCP = 1n << 20n, HCR_TID1 = 1n << 16n;
+// TID1 (REVIDR/AIDR report M1 values), TIDCP (all IMPDEF registers trap), TID3 (the feature ID
+// registers: the engine implements the 16K granule M1 software needs but its ID_AA64MMFR0 does not
+// say so; see ID_OVERRIDES).
+const HCR_RW = 1n << 31n, HCR_TDZ = 1n << 28n, HCR_TACR = 1n << 21n, HCR_TIDCP = 1n << 20n, HCR_TID3 = 1n << 18n, HCR_TID1 = 1n << 16n;
 const HCR_IMO = 1n << 4n, HCR_FMO = 1n << 3n, HCR_VI = 1n << 7n, HCR_VF = 1n << 6n;
-const HCR_BASE = HCR_RW | HCR_TDZ | HCR_TACR | HCR_TIDCP | HCR_TID1 | HCR_IMO | HCR_FMO;
+const HCR_BASE = HCR_RW | HCR_TDZ | HCR_TACR | HCR_TIDCP | HCR_TID3 | HCR_TID1 | HCR_IMO | HCR_FMO;
 // SCR_EL3: NS | RW (EL2 and below are AArch64, non-secure).
 const SCR_VALUE = 0x401n;
 // CNTHCTL_EL2: EL1PCTEN = 1 (the counter is readable), EL1PCEN = 0 (the physical timer traps).
@@ -38,6 +40,10 @@ const CNTHCTL_VALUE = 1n;
 const PSTATE_EL1H_MASKED = 0x3c5n;
 
 const EC_UNKNOWN = 0x00, EC_SVC64 = 0x15, EC_IABT_LOW = 0x20, EC_IABT_CUR = 0x21, EC_DABT_LOW = 0x24, EC_DABT_CUR = 0x25, EC_BRK = 0x3c;
+// Feature ID registers (group 3, trapped by TID3) read from the engine, with these bits added.
+// ID_AA64MMFR0_EL1.TGran16 (bits 23:20) = 1: 16K pages, which XNU and Asahi-style Linux use.
+const ID_AA64MMFR0 = '3_0_0_7_0';
+const ID_OVERRIDES: Record<string, bigint> = { [ID_AA64MMFR0]: 1n << 20n };
 const NEVER = 1n; // an odd "until" address execution never reaches
 const MAX_SPURIOUS = 64;
 
@@ -313,6 +319,13 @@ export class UnicornVcpu implements Vcpu {
     const insn = this.fetch(pc, r);
     if (insn === null) throw new Error(`vcpu ${this.index}: UNDEF at unmapped pc 0x${pc.toString(16)}`);
     const sys = decodeSys(insn);
+    if (sys && el === 1 && sys.read && sys.op0 === 3 && sys.op1 === 0 && sys.crn === 0 && sys.crm >= 1) {
+      // A feature ID register (TID3): the engine's value plus our overrides.
+      const enc: Enc = [sys.op0, sys.op1, sys.crn, sys.crm, sys.op2];
+      this.setX(sys.rt, (this.readCp(enc) ?? 0n) | (ID_OVERRIDES[enc.join('_')] ?? 0n));
+      this.writeReg(REG.PC, pc + 4n);
+      return;
+    }
     if (sys && el === 1 && sys.op0 >= 2 && this.backend.options.sysregFilter(sys.op0, sys.op1, sys.crn, sys.crm, sys.op2)) {
       this.emulateSysreg(sys);
       this.writeReg(REG.PC, pc + 4n);
