@@ -9,6 +9,8 @@ import { unpackCommand } from './commands/unpack.js';
 import { packCommand } from './commands/pack.js';
 import { dtreeCommand } from './commands/dtree.js';
 import { bootCommand } from './commands/boot.js';
+import { patchCommand } from './commands/patch.js';
+import { matrixCommand } from './commands/matrix.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: M1prepCommand<any>[] = [
@@ -21,4 +23,6 @@ export const commands: M1prepCommand<any>[] = [
   packCommand,
   dtreeCommand,
   bootCommand,
+  patchCommand,
+  matrixCommand,
 ];

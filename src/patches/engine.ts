@@ -138,7 +138,7 @@ function afterPattern(p: Patch, m: Matcher, r: Resolver, c: Collection): WordPat
   if (m.kind !== 'instructions' || !positionIndependent(p, r)) return null;
   const written = actionBytes(p, c, { offset: 0, vmaddr: 0x100000n }, r);
   const words = m.words.slice();
-  const first = p.offset / 4;
+  const first = m.offset / 4;
   for (let i = 0; i < written.length / 4; i++) {
     const v = (written[i * 4]! | (written[i * 4 + 1]! << 8) | (written[i * 4 + 2]! << 16) | (written[i * 4 + 3]! << 24)) >>> 0;
     const k = first + i;
@@ -256,8 +256,9 @@ export function planPatches(c: Collection, patches: Patch[], ctx: RunContext = {
       o.note = `skip ${p.skip} passes over all ${offsets.length} matches`;
       continue;
     }
+    const shift = p.matchers[win]!.offset;
     for (const off of selected) {
-      const at = off + p.offset;
+      const at = off + shift;
       const site: Site = { offset: at, vmaddr: vmOf(t, at) };
       const after = actionBytes(p, c, site, r);
       if (at < 0 || at + after.length > c.bytes.length) throw new PatchError(`patch ${p.id} (${p.source}): the action at 0x${site.vmaddr.toString(16)} runs outside the file`);

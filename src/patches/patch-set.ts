@@ -7,11 +7,15 @@ import { schemaValidator, YamlSource } from './yaml-source.js';
 // A patch set file (patches/<set>.yaml, schemas/patch.schema.json) turned into checked, compiled
 // patches. Every problem found on the way carries the file:line:column of its YAML node.
 
-export type Matcher =
+export type Matcher = (
   | { kind: 'instructions'; words: WordPattern[] }
   | { kind: 'bytes'; find: Uint8Array; mask: Uint8Array }
   | { kind: 'string'; text: string; partial: boolean; at: 'xref' | 'function' }
-  | { kind: 'symbol'; name: string };
+  | { kind: 'symbol'; name: string }
+) & {
+  /** Bytes from the match to where the action writes (the matcher's own, else the patch's). */
+  offset: number;
+};
 
 export type Action =
   | { kind: 'replace'; bytes: Uint8Array; mask: Uint8Array | null }
@@ -35,7 +39,6 @@ export interface Patch {
   when: { darwin?: VersionRange; macos?: VersionRange; arch?: ('arm64' | 'arm64e')[] };
   required: boolean;
   matchers: Matcher[];
-  offset: number;
   expect: { op: 'exactly' | 'atLeast'; n: number };
   skip: number;
   count: number;
@@ -49,11 +52,17 @@ export interface PatchSet {
   patches: Patch[];
 }
 
+/** A path as a person would type it here: relative to the working directory when under it. */
+export function displayPath(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file;
+}
+
 function hexBytes(s: string): Uint8Array {
   return Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 }
 
-interface RawMatcher { instructions?: string[]; bytes?: string; mask?: string; string?: string; partial?: boolean; at?: 'xref' | 'function'; symbol?: string }
+interface RawMatcher { instructions?: string[]; bytes?: string; mask?: string; string?: string; partial?: boolean; at?: 'xref' | 'function'; symbol?: string; offset?: number }
 interface RawAction { replace?: string; mask?: string; instructions?: string[]; nop?: number; return?: number | string; width?: 32 | 64; pointer?: string }
 interface RawPatch {
   id: string; reason: string; verified: Patch['verified']; target: string; segment?: string; section?: string; base?: string;
@@ -61,7 +70,8 @@ interface RawPatch {
   expect?: number | { exactly?: number; atLeast?: number }; skip?: number; count?: number; action: RawAction;
 }
 
-function compileMatcher(src: YamlSource, where: (string | number)[], m: RawMatcher): Matcher | null {
+function compileMatcher(src: YamlSource, where: (string | number)[], m: RawMatcher, patchOffset: number): Matcher | null {
+  const offset = m.offset ?? patchOffset;
   if (m.instructions) {
     const words: WordPattern[] = [];
     let ok = true;
@@ -78,7 +88,7 @@ function compileMatcher(src: YamlSource, where: (string | number)[], m: RawMatch
       src.problem([...where, 'instructions'], 'an instruction pattern made only of wildcards matches everywhere');
       ok = false;
     }
-    return ok ? { kind: 'instructions', words } : null;
+    return ok ? { kind: 'instructions', words, offset } : null;
   }
   if (m.bytes !== undefined) {
     const find = hexBytes(m.bytes);
@@ -87,10 +97,10 @@ function compileMatcher(src: YamlSource, where: (string | number)[], m: RawMatch
       src.problem([...where, 'mask'], `mask has ${mask.length} bytes but bytes has ${find.length}`);
       return null;
     }
-    return { kind: 'bytes', find, mask };
+    return { kind: 'bytes', find, mask, offset };
   }
-  if (m.string !== undefined) return { kind: 'string', text: m.string, partial: m.partial ?? false, at: m.at ?? 'function' };
-  return { kind: 'symbol', name: m.symbol! };
+  if (m.string !== undefined) return { kind: 'string', text: m.string, partial: m.partial ?? false, at: m.at ?? 'function', offset };
+  return { kind: 'symbol', name: m.symbol!, offset };
 }
 
 function compileAction(src: YamlSource, where: (string | number)[], a: RawAction): Action | null {
@@ -150,15 +160,15 @@ function compilePatch(src: YamlSource, set: string, i: number, p: RawPatch): Pat
   const rawMatchers = Array.isArray(p.match) ? p.match : [p.match];
   const matchers: Matcher[] = [];
   rawMatchers.forEach((m, j) => {
-    const c = compileMatcher(src, Array.isArray(p.match) ? [...where, 'match', j] : [...where, 'match'], m);
+    const c = compileMatcher(src, Array.isArray(p.match) ? [...where, 'match', j] : [...where, 'match'], m, p.offset ?? 0);
     if (c) matchers.push(c);
     else ok = false;
   });
   const action = compileAction(src, [...where, 'action'], p.action);
   if (!action) ok = false;
   const instrAction = action && action.kind !== 'replace' && action.kind !== 'pointer';
-  if (instrAction && (p.offset ?? 0) % 4 !== 0) {
-    src.problem([...where, 'offset'], `offset ${p.offset} is not a multiple of 4, but the action writes instructions`);
+  if (instrAction && matchers.some((m) => m.offset % 4 !== 0)) {
+    src.problem([...where, 'offset'], 'the offset is not a multiple of 4, but the action writes instructions');
     ok = false;
   }
   if (!ok || !action) return null;
@@ -166,9 +176,9 @@ function compilePatch(src: YamlSource, set: string, i: number, p: RawPatch): Pat
   const expect: Patch['expect'] = typeof e === 'number' ? { op: 'exactly', n: e }
     : e?.atLeast !== undefined ? { op: 'atLeast', n: e.atLeast } : { op: 'exactly', n: e?.exactly ?? 1 };
   return {
-    id: p.id, set, source: `${src.file}:${line}`, reason: p.reason.trim(), verified: p.verified, target: p.target,
+    id: p.id, set, source: `${displayPath(src.file)}:${line}`, reason: p.reason.trim(), verified: p.verified, target: p.target,
     segment: p.segment, section: p.section, base: p.base, limit: p.limit ?? 0, when: p.when ?? {},
-    required: p.required ?? true, matchers, offset: p.offset ?? 0, expect, skip: p.skip ?? 0, count: p.count ?? 0, action,
+    required: p.required ?? true, matchers, expect, skip: p.skip ?? 0, count: p.count ?? 0, action,
   };
 }
 
