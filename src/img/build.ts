@@ -1,4 +1,5 @@
 import { planHfsPlus } from './hfsplus/write.js';
+import { planApfs } from './apfs/write.js';
 import type { ImagePlan } from './plan.js';
 import type { DirNode } from './tree.js';
 
@@ -17,5 +18,8 @@ export interface BuildOptions {
 }
 
 export function planImage(root: DirNode, o: BuildOptions): ImagePlan {
+  if (o.fs === 'apfs') {
+    return planApfs(root, { label: o.label, caseSensitive: o.caseSensitive, size: o.size, role: o.role, createdNs: o.createdNs, fragmentBlocks: o.fragmentBlocks });
+  }
   return planHfsPlus(root, { label: o.label, caseSensitive: o.caseSensitive, size: o.size, createdNs: o.createdNs, fragmentBlocks: o.fragmentBlocks });
 }

@@ -1,6 +1,7 @@
 import { FormatError } from '../errors.js';
 import type { FsVolume } from './entry.js';
 import { openHfsPlus } from './hfsplus/read.js';
+import { openApfs } from './apfs/read.js';
 import { offsetSource, view, type ByteSource } from './source.js';
 
 // Finds the file system in an image: a bare HFS+/HFSX or APFS container, or the first such
@@ -73,6 +74,5 @@ export function locateVolume(src: ByteSource): { offset: bigint; kind: FsKind } 
 export function openVolume(src: ByteSource): FsVolume {
   const { offset, kind } = locateVolume(src);
   const part = offset === 0n ? src : offsetSource(src, offset);
-  if (kind === 'apfs') throw new FormatError('APFS container', offset, 'APFS reading arrives with the APFS writer');
-  return openHfsPlus(part);
+  return kind === 'hfsplus' ? openHfsPlus(part) : openApfs(part);
 }

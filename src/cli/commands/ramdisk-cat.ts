@@ -1,4 +1,4 @@
-import { writeSync } from 'node:fs';
+import { once } from 'node:events';
 import { defineCommand } from '../command.js';
 import { inFile } from '../../errors.js';
 import { openFileSource } from '../../img/io-read.js';
@@ -16,17 +16,19 @@ export const ramdiskCatCommand = defineCommand({
       .positional('image', { type: 'string', demandOption: true, describe: 'image file' })
       .positional('path', { type: 'string', demandOption: true, describe: 'file inside the image' })
       .example('$0 ramdisk cat ramdisk.hfs /etc/hosts', 'print a file'),
-  run: (args) => {
+  run: async (args) => {
     const src = openFileSource(args.image);
     try {
-      inFile(args.image, () => {
+      const chunks = inFile(args.image, () => {
         const vol = openVolume(src);
-        const path = resolveLinks(vol, args.path);
-        for (const chunk of vol.read(path)) {
-          let off = 0;
-          while (off < chunk.length) off += writeSync(1, chunk, off, chunk.length - off);
-        }
+        return vol.read(resolveLinks(vol, args.path))[Symbol.iterator]();
       });
+      for (;;) {
+        const next = inFile(args.image, () => chunks.next());
+        if (next.done) break;
+        // Respect pipe back-pressure (stdout may be non-blocking).
+        if (!process.stdout.write(next.value)) await once(process.stdout, 'drain');
+      }
     } finally {
       src.close();
     }
