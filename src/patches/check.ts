@@ -63,5 +63,7 @@ export function checkFiles(files: string[]): CheckResult {
     loadSets(setFiles, problems);
     add(problems.filter((p) => /is also used in/.test(p.message)));
   }
+  const order = new Map(files.map((f, i) => [f, i]));
+  result.problems.sort((a, b) => (order.get(a.file) ?? 1e9) - (order.get(b.file) ?? 1e9) || a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column);
   return result;
 }
