@@ -19,7 +19,7 @@ import { lzvnEncode } from './lzvn-encode.js';
 /** Below this size the reference switches to LZVN (LZFSE_ENCODE_LZVN_THRESHOLD). */
 export const LZVN_THRESHOLD = 4096;
 
-const PARAMS: MatchParams = { maxDistance: MAX_D_VALUE, maxChain: Number(process.env.MC ?? 24), niceLength: Number(process.env.NL ?? 96), lazyBelow: Number(process.env.LB ?? 32), maxLength: 100 * MAX_M_VALUE };
+const PARAMS: MatchParams = { maxDistance: MAX_D_VALUE, maxChain: 8, niceLength: 32, lazyBelow: 16, maxLength: 100 * MAX_M_VALUE };
 
 function put32(b: Uint8Array, o: number, v: number): void {
   b[o] = v & 0xff;
@@ -157,8 +157,10 @@ class BlockEncoder {
     this.lv[n] = L;
     this.mv[n] = M;
     this.dv[n] = D;
-    this.lits.set(src.subarray(litStart, litStart + L), this.nLit);
-    this.nLit += L;
+    const lits = this.lits;
+    let o = this.nLit;
+    for (let i = litStart, e = litStart + L; i < e; i++) lits[o++] = src[i]!;
+    this.nLit = o;
     this.rawBytes += L + M;
   }
 

@@ -89,12 +89,13 @@ export function lzssEncode(input: Uint8Array): Uint8Array {
   const total = buf.length;
   const HASH_BITS = 14;
   const head = new Int32Array(1 << HASH_BITS).fill(-1);
-  const prev = new Int32Array(total);
+  // Chain links by position modulo N: only followed within the window, so never stale.
+  const prev = new Int32Array(LZSS_N);
   const hash = (p: number) => (((buf[p]! << 16) | (buf[p + 1]! << 8) | buf[p + 2]!) * 2654435761) >>> (32 - HASH_BITS);
   const insert = (p: number) => {
     if (p + 2 < total) {
       const h = hash(p);
-      prev[p] = head[h]!;
+      prev[p & MASK] = head[h]!;
       head[h] = p;
     }
   };
@@ -117,7 +118,7 @@ export function lzssEncode(input: Uint8Array): Uint8Array {
           if (l === limit) break;
         }
       }
-      cand = prev[cand]!;
+      cand = prev[cand & MASK]!;
     }
     return best;
   };
