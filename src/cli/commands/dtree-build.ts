@@ -5,16 +5,16 @@ import { serializeTree, treeFromJson } from '../../dtb/device-tree.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 
 export const dtreeBuildCommand = defineCommand({
-  command: 'build <json>',
+  command: 'build <file>',
   describe: 'rebuild an ADT or FDT from its JSON form (as printed by `m1prep dtree FILE --json`)',
   builder: (y) =>
     y
-      .positional('json', { type: 'string', demandOption: true, describe: 'JSON with kind "adt" or "fdt"' })
+      .positional('file', { type: 'string', demandOption: true, describe: 'FILE.json with kind "adt" or "fdt"' })
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'output file' })
       .example('$0 dtree build tree.json -o DeviceTree.dtre', 'byte-identical to the tree the JSON came from, plus your edits'),
   run: async (argv, ui) => {
-    const args = argv as unknown as { json: string; output: string };
-    const file = args.json;
+    const args = argv as unknown as { file: string; output: string };
+    const file = args.file;
     const text = readFileSync(file, 'utf8');
     const bytes = inFile(file, () => {
       let j: unknown;
