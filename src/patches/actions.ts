@@ -49,8 +49,7 @@ function returnConstant(bytes: Uint8Array, site: Site, value: bigint, width: 32 
 }
 
 /** The bytes the action writes at `site` (same length as the bytes it replaces). */
-export function actionBytes(p: Patch, c: Collection, site: Site, r: Resolver): Uint8Array {
-  const a: Action = p.action;
+export function actionBytes(p: Patch, a: Action, c: Collection, site: Site, r: Resolver): Uint8Array {
   const b = c.bytes;
   switch (a.kind) {
     case 'replace': {
@@ -82,8 +81,7 @@ export function actionBytes(p: Patch, c: Collection, site: Site, r: Resolver): U
 
 /** Is the action's output independent of where it is written and of what was there? (Then a
  * re-patch can be recognised by looking for the output in place of the original bytes.) */
-export function positionIndependent(p: Patch, r: Resolver): boolean {
-  const a = p.action;
+export function positionIndependent(p: Patch, a: Action, r: Resolver): boolean {
   if (a.kind === 'nop') return true;
   if (a.kind !== 'instructions') return false;
   try {

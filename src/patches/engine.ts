@@ -135,8 +135,8 @@ function conditionNote(p: Patch, c: Collection, ctx: RunContext): string | undef
 
 /** Instruction pattern of a matcher after its own action was applied (to recognise a re-run). */
 function afterPattern(p: Patch, m: Matcher, r: Resolver, c: Collection): WordPattern[] | null {
-  if (m.kind !== 'instructions' || !positionIndependent(p, r)) return null;
-  const written = actionBytes(p, c, { offset: 0, vmaddr: 0x100000n }, r);
+  if (m.kind !== 'instructions' || !positionIndependent(p, m.action, r)) return null;
+  const written = actionBytes(p, m.action, c, { offset: 0, vmaddr: 0x100000n }, r);
   const words = m.words.slice();
   const first = m.offset / 4;
   for (let i = 0; i < written.length / 4; i++) {
@@ -256,11 +256,11 @@ export function planPatches(c: Collection, patches: Patch[], ctx: RunContext = {
       o.note = `skip ${p.skip} passes over all ${offsets.length} matches`;
       continue;
     }
-    const shift = p.matchers[win]!.offset;
+    const { offset: shift, action } = p.matchers[win]!;
     for (const off of selected) {
       const at = off + shift;
       const site: Site = { offset: at, vmaddr: vmOf(t, at) };
-      const after = actionBytes(p, c, site, r);
+      const after = actionBytes(p, action, c, site, r);
       if (at < 0 || at + after.length > c.bytes.length) throw new PatchError(`patch ${p.id} (${p.source}): the action at 0x${site.vmaddr.toString(16)} runs outside the file`);
       o.edits.push({ offset: at, vmaddr: site.vmaddr, before: Uint8Array.from(c.bytes.subarray(at, at + after.length)), after });
     }

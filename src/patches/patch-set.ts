@@ -15,6 +15,8 @@ export type Matcher = (
 ) & {
   /** Bytes from the match to where the action writes (the matcher's own, else the patch's). */
   offset: number;
+  /** What to write when this matcher matched (the matcher's own, else the patch's). */
+  action: Action;
 };
 
 export type Action =
@@ -62,7 +64,7 @@ function hexBytes(s: string): Uint8Array {
   return Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 }
 
-interface RawMatcher { instructions?: string[]; bytes?: string; mask?: string; string?: string; partial?: boolean; at?: 'xref' | 'function'; symbol?: string; offset?: number }
+interface RawMatcher { instructions?: string[]; bytes?: string; mask?: string; string?: string; partial?: boolean; at?: 'xref' | 'function'; symbol?: string; offset?: number; action?: RawAction }
 interface RawAction { replace?: string; mask?: string; instructions?: string[]; nop?: number; return?: number | string; width?: 32 | 64; pointer?: string }
 interface RawPatch {
   id: string; reason: string; verified: Patch['verified']; target: string; segment?: string; section?: string; base?: string;
@@ -70,8 +72,10 @@ interface RawPatch {
   expect?: number | { exactly?: number; atLeast?: number }; skip?: number; count?: number; action: RawAction;
 }
 
-function compileMatcher(src: YamlSource, where: (string | number)[], m: RawMatcher, patchOffset: number): Matcher | null {
+function compileMatcher(src: YamlSource, where: (string | number)[], m: RawMatcher, patchOffset: number, patchAction: Action): Matcher | null {
   const offset = m.offset ?? patchOffset;
+  const action = m.action ? compileAction(src, [...where, 'action'], m.action) : patchAction;
+  if (!action) return null;
   if (m.instructions) {
     const words: WordPattern[] = [];
     let ok = true;
@@ -88,7 +92,7 @@ function compileMatcher(src: YamlSource, where: (string | number)[], m: RawMatch
       src.problem([...where, 'instructions'], 'an instruction pattern made only of wildcards matches everywhere');
       ok = false;
     }
-    return ok ? { kind: 'instructions', words, offset } : null;
+    return ok ? { kind: 'instructions', words, offset, action } : null;
   }
   if (m.bytes !== undefined) {
     const find = hexBytes(m.bytes);
@@ -97,10 +101,10 @@ function compileMatcher(src: YamlSource, where: (string | number)[], m: RawMatch
       src.problem([...where, 'mask'], `mask has ${mask.length} bytes but bytes has ${find.length}`);
       return null;
     }
-    return { kind: 'bytes', find, mask, offset };
+    return { kind: 'bytes', find, mask, offset, action };
   }
-  if (m.string !== undefined) return { kind: 'string', text: m.string, partial: m.partial ?? false, at: m.at ?? 'function', offset };
-  return { kind: 'symbol', name: m.symbol!, offset };
+  if (m.string !== undefined) return { kind: 'string', text: m.string, partial: m.partial ?? false, at: m.at ?? 'function', offset, action };
+  return { kind: 'symbol', name: m.symbol!, offset, action };
 }
 
 function compileAction(src: YamlSource, where: (string | number)[], a: RawAction): Action | null {
@@ -157,17 +161,16 @@ function compilePatch(src: YamlSource, set: string, i: number, p: RawPatch): Pat
     src.problem([...where, 'section'], 'section needs segment too (sections are named within a segment)');
     ok = false;
   }
+  const action = compileAction(src, [...where, 'action'], p.action);
+  if (!action) return null;
   const rawMatchers = Array.isArray(p.match) ? p.match : [p.match];
   const matchers: Matcher[] = [];
   rawMatchers.forEach((m, j) => {
-    const c = compileMatcher(src, Array.isArray(p.match) ? [...where, 'match', j] : [...where, 'match'], m, p.offset ?? 0);
+    const c = compileMatcher(src, Array.isArray(p.match) ? [...where, 'match', j] : [...where, 'match'], m, p.offset ?? 0, action);
     if (c) matchers.push(c);
     else ok = false;
   });
-  const action = compileAction(src, [...where, 'action'], p.action);
-  if (!action) ok = false;
-  const instrAction = action && action.kind !== 'replace' && action.kind !== 'pointer';
-  if (instrAction && matchers.some((m) => m.offset % 4 !== 0)) {
+  if (matchers.some((m) => m.action.kind !== 'replace' && m.action.kind !== 'pointer' && m.offset % 4 !== 0)) {
     src.problem([...where, 'offset'], 'the offset is not a multiple of 4, but the action writes instructions');
     ok = false;
   }

@@ -8,6 +8,7 @@ import { openDeviceTree } from '../dtb/device-tree.js';
 import { applyEdits, loadEdits } from '../dtb/edits.js';
 import { loadLayout, selectCpus, withRamSize } from '../dtb/layout.js';
 import { buildImage } from '../img/io-build.js';
+import { buildSampleBaseAdt } from '../samples/base-adt.js';
 import { openContainer, packIm4p } from '../macho/container.js';
 import { artifactFor, MANIFEST_NAME, MANIFEST_VERSION, sha256, type Manifest } from '../manifest.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -93,7 +94,10 @@ function deviceTreeFor(plan: PatchPlan): { bytes: Uint8Array; base: string } {
   if (!base) {
     throw new UsageError(`profile ${profile.name} names no base device tree: give one with --device-tree (an Apple ADT of a t8103 Mac, raw or IM4P)`);
   }
-  const opened = inFile(base, () => openDeviceTree(new Uint8Array(readFileSync(base))));
+  // A tree written as data (device-tree edits applied to an empty root, like the sample's) or
+  // a binary ADT, raw or IM4P.
+  const bytes = /\.ya?ml$/i.test(base) ? buildSampleBaseAdt(base) : new Uint8Array(readFileSync(base));
+  const opened = inFile(base, () => openDeviceTree(bytes));
   if (opened.tree.kind !== 'adt') throw new UsageError(`${base}: an XNU guest needs an Apple device tree (ADT), not an FDT`);
   const baseRoot = opened.tree.root;
   let layout = inFile(profile.layout, () => loadLayout(readFileSync(profile.layout, 'utf8'), profile.layout));

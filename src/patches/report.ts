@@ -38,7 +38,9 @@ export interface ReportPatch {
   verified: string;
   reason: string;
   note?: string;
+  /** Which alternative matched (0-based), of how many. */
   matcher?: number;
+  alternatives: number;
   matches: number;
   scope: string[];
   edits: ReportEdit[];
@@ -95,7 +97,7 @@ export async function reportPatches(original: Uint8Array, patched: Uint8Array, o
     out.push({
       id: p.id, set: p.set, source: p.source, target: p.target, status: o.status, required: p.required, verified: p.verified,
       reason: p.reason, ...(o.note ? { note: o.note } : {}), ...(o.matcher !== undefined ? { matcher: o.matcher } : {}),
-      matches: o.matches, scope: o.scope, edits, nearest: await Promise.all(o.nearest.map(candidate)),
+      alternatives: p.matchers.length, matches: o.matches, scope: o.scope, edits, nearest: await Promise.all(o.nearest.map(candidate)),
     });
   }
   return out;
@@ -116,7 +118,8 @@ const STATUS_WORD: Record<PatchStatus, string> = {
 
 /** One patch, as a person reads it (used for the .txt report and for errors on stderr). */
 export function describePatch(p: ReportPatch): string[] {
-  const lines = [`${p.id} [${p.set}] ${STATUS_WORD[p.status]}  (${p.source}; target ${p.target}; verified: ${p.verified})`];
+  const alt = p.matcher !== undefined && p.alternatives > 1 ? `, by alternative ${p.matcher + 1} of ${p.alternatives}` : '';
+  const lines = [`${p.id} [${p.set}] ${STATUS_WORD[p.status]}${alt}  (${p.source}; target ${p.target}; verified: ${p.verified})`];
   lines.push(`  why: ${p.reason.replace(/\s+/g, ' ')}`);
   if (p.note) lines.push(`  ${p.status === 'applied' ? 'note' : 'result'}: ${p.note}`);
   if (p.scope.length && (p.status === 'failed' || p.status === 'not-matched')) {
