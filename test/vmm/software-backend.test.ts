@@ -155,3 +155,136 @@ ${vectors}`, 2);
     m.destroy();
   });
 });
+
+// Identity-mapped MMU (4K granule, 1 GiB level-1 blocks): RAM normal memory, the UART block as
+// device memory, nothing else mapped.
+const mmuOn = `
+  adr x10, l1table
+  ldr x11, =RAM
+  lsr x12, x11, #30
+  ldr x13, =0x701               // block | AF | inner shareable | AttrIndx 0
+  orr x13, x13, x11
+  str x13, [x10, x12, lsl #3]
+  ldr x11, =UART
+  lsr x12, x11, #30
+  lsl x14, x12, #30
+  ldr x13, =0x405               // block | AF | AttrIndx 1 (device)
+  orr x13, x13, x14
+  str x13, [x10, x12, lsl #3]
+  msr ttbr0_el1, x10
+  ldr x11, =0xff                // attr0 normal WB, attr1 device-nGnRnE
+  msr mair_el1, x11
+  ldr x11, =0x200803519         // T0SZ 25, WB/WB inner shareable, 4K, EPD1, IPS 40 bits
+  msr tcr_el1, x11
+  isb
+  mrs x11, sctlr_el1
+  orr x11, x11, #1
+  orr x11, x11, #4
+  orr x11, x11, #0x1000
+  msr sctlr_el1, x11
+  isb
+`;
+
+describe.skipIf(!ok)(`software backend with the MMU on (${ok ? 'unicorn' : why})`, () => {
+  it('delivers a translation fault with the ESR and FAR the page tables imply', async () => {
+    const { m, loop, console: con } = guestMachine(`
+.globl _start
+_start:
+  ldr x1, =UART
+  ldr x3, =vectors
+  msr vbar_el1, x3
+${mmuOn}
+  ldr x5, =0x1900001234         // not mapped: level 1 entry 100 is empty
+  ldr x6, [x5, #8]
+  mov w2, #'!'
+  str w2, [x1, #0x20]
+1: wfi
+  b 1b
+sync_handler:
+  mrs x20, esr_el1
+  mrs x21, far_el1
+  mrs x22, elr_el1
+  add x22, x22, #4
+  msr elr_el1, x22
+  mov w2, #'D'
+  str w2, [x1, #0x20]
+  eret
+irq_handler:
+fiq_handler:
+  b .
+.balign 4096
+l1table: .skip 4096
+${vectors}`);
+    await loop.run({ timeoutMs: 5000 });
+    const r = m.vcpus[0]!.getRegs();
+    expect(con()).toBe('D!');
+    expect(r.x[20]! >> 26n).toBe(0x25n); // data abort, same EL
+    expect(r.x[20]! & 0x3fn).toBe(0x05n); // translation fault, level 1
+    expect((r.x[20]! >> 6n) & 1n).toBe(0n); // a read
+    expect(r.x[21]).toBe(0x190000123cn);
+    m.destroy();
+  });
+
+  it('code patched by one vCPU (IC IVAU) is what the other vCPU executes next', async () => {
+    const { m, loop, console: con } = guestMachine(`
+.globl _start
+_start:
+  ldr x1, =UART
+${mmuOn}
+  mrs x4, mpidr_el1
+  and x4, x4, #0xff
+  cbnz x4, secondary
+  ldr x2, =IMPL1
+  adr x3, _start
+  str x3, [x2]
+  ldr x2, =CPUSTART
+  mov w3, #2
+  str w3, [x2, #4]
+  str w3, [x2, #8]
+  adr x9, flag
+0: ldr w3, [x9]                 // wait for CPU 1 to run patchme once
+  cmp w3, #1
+  b.ne 0b
+  adr x5, patchme
+  ldr w6, newinsn
+  str w6, [x5]
+  dc cvau, x5
+  dsb ish
+  ic ivau, x5
+  dsb ish
+  isb
+  mov w3, #2
+  str w3, [x9]
+1: wfi
+  b 1b
+secondary:
+  adr x9, flag
+  bl patchme
+  add w2, w0, #'0'
+  str w2, [x1, #0x20]
+  mov w3, #1
+  str w3, [x9]
+0: ldr w3, [x9]
+  cmp w3, #2
+  b.ne 0b
+  bl patchme
+  add w2, w0, #'0'
+  str w2, [x1, #0x20]
+1: wfi
+  b 1b
+patchme:
+  mov w0, #1
+  ret
+newinsn:
+  mov w0, #2
+.balign 8
+flag: .word 0
+.balign 4096
+l1table: .skip 4096
+`, 2);
+    loop.check = () => (con().length >= 2 ? { kind: 'requested', why: 'done' } : null);
+    await loop.run({ timeoutMs: 10000 });
+    expect(con()).toBe('12');
+    m.destroy();
+  });
+});

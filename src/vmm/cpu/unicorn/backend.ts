@@ -32,6 +32,8 @@ export class SoftwareBackend implements CpuBackend {
   readonly physLimit: bigint;
   /** Kept alive for the engines' lifetime (koffi callbacks are freed on unregister). */
   readonly callbacks: unknown[] = [];
+  /** Cross-engine maintenance performed (boot summary, bench). */
+  readonly stats = { tbFlushes: 0, tlbFlushes: 0, pageInvalidations: 0 };
 
   constructor(readonly options: SoftwareBackendOptions) {
     this.lib = loadUnicorn();
@@ -80,13 +82,18 @@ export class SoftwareBackend implements CpuBackend {
     return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
   }
 
-  invalidateCode(_base: bigint, _size: bigint): void {
-    for (const v of this.vcpus) v.needTbFlush = true;
+  invalidateCode(base: bigint, size: bigint): void {
+    for (const v of this.vcpus) v.codeChanged(base, size);
   }
 
-  /** A vCPU executed code-changing cache maintenance: the others drop their translations. */
-  codeChangedBy(from: UnicornVcpu): void {
-    for (const v of this.vcpus) if (v !== from) v.needTbFlush = true;
+  /** A vCPU invalidated the instruction cache for [pa, pa + size): the others drop those
+   *  translations (all of them when `pa` is null: IC IALLUIS). */
+  codeChangedBy(from: UnicornVcpu, pa: bigint | null, size = 0n): void {
+    for (const v of this.vcpus) {
+      if (v === from) continue;
+      if (pa === null) v.needTbFlush = true;
+      else v.codeChanged(pa, size);
+    }
   }
 
   /** A vCPU executed a broadcast TLBI: the others drop their TLBs. */

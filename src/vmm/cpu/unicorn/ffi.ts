@@ -22,6 +22,7 @@ export const UC_ARM64_INS_SYS = 3;
 /** uc_ctl control codes: type | nr << 26 | rw << 30 (UC_CTL_WRITE = 1). */
 const ctlWrite = (type: number, nr: number) => (type | (nr << 26) | (1 << 30)) >>> 0;
 export const UC_CTL_CPU_MODEL_WRITE = ctlWrite(7, 1);
+export const UC_CTL_TB_REMOVE_CACHE_WRITE = ctlWrite(9, 2);
 export const UC_CTL_TB_FLUSH_WRITE = ctlWrite(10, 0);
 export const UC_CTL_TLB_FLUSH_WRITE = ctlWrite(11, 0);
 export const UC_CTL_TCG_BUFFER_SIZE_WRITE = ctlWrite(13, 1);

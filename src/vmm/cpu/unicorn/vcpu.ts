@@ -5,7 +5,7 @@ import { FSC_ALIGNMENT, walk, type AccessKind, type Regime, type WalkResult } fr
 import type { SoftwareBackend } from './backend.js';
 import {
   EXCP, REG, UC_ARCH_ARM64, UC_ARM64_INS_SYS, UC_CPU_ARM64_MAX, UC_CTL_CPU_MODEL_WRITE, UC_CTL_TB_FLUSH_WRITE,
-  UC_CTL_TCG_BUFFER_SIZE_WRITE, UC_CTL_TLB_FLUSH_WRITE, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_ARM,
+  UC_CTL_TB_REMOVE_CACHE_WRITE, UC_CTL_TCG_BUFFER_SIZE_WRITE, UC_CTL_TLB_FLUSH_WRITE, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_ARM,
   UC_PROT_ALL, check, xreg,
 } from './ffi.js';
 
@@ -46,6 +46,9 @@ const ID_AA64MMFR0 = '3_0_0_7_0';
 const ID_OVERRIDES: Record<string, bigint> = { [ID_AA64MMFR0]: 1n << 20n };
 const NEVER = 1n; // an odd "until" address execution never reaches
 const MAX_SPURIOUS = 64;
+const PAGE = 0x1000n;
+/** More dirty code pages than this and a whole translation-cache flush is cheaper. */
+const MAX_PAGE_INVALIDATIONS = 256;
 
 export class UnicornVcpu implements Vcpu {
   readonly uc: unknown;
@@ -68,6 +71,10 @@ export class UnicornVcpu implements Vcpu {
   running = false;
   needTbFlush = false;
   needTlbFlush = false;
+  /** Physical pages whose code another vCPU or the host changed. */
+  private readonly dirtyCode = new Set<bigint>();
+  /** Last IC IVAU translation: [ttbr0, ttbr1, va page, pa page]. */
+  private icCache: [bigint, bigint, bigint, bigint] | null = null;
   sliceInstructions: number;
   /** Synchronous exceptions delivered to the guest, by kind (boot summary). */
   readonly delivered = new Map<string, number>();
@@ -255,9 +262,40 @@ export class UnicornVcpu implements Vcpu {
     if (crn === 8 && (crm === 3 || crm === 2 || crm === 1)) {
       // TLBI ...IS / ...OS (inner/outer shareable broadcast).
       this.backend.tlbFlushedBy(this);
-    } else if (crn === 7 && ((op1 === 3 && crm === 5 && op2 === 1) || (op1 === 0 && crm === 1 && op2 === 0))) {
-      // IC IVAU / IC IALLUIS: code changed, other engines must retranslate.
-      this.backend.codeChangedBy(this);
+    } else if (crn === 7 && op1 === 3 && crm === 5 && op2 === 1) {
+      // IC IVAU, Xt: the other engines drop translations of that physical page.
+      const va = koffi.decode(cpPtr, 24, 'uint64_t') as number | bigint;
+      const pa = this.icTranslate(BigInt(va) & ~(PAGE - 1n));
+      this.backend.codeChangedBy(this, pa, PAGE);
+    } else if (crn === 7 && op1 === 0 && crm === 1 && op2 === 0) {
+      // IC IALLUIS: everything.
+      this.backend.codeChangedBy(this, null);
+    }
+  }
+
+  /** Physical page of an IC IVAU address (null: unknown, so flush everything). */
+  private icTranslate(vaPage: bigint): bigint | null {
+    const ttbr0 = this.readReg(REG.TTBR0_EL1), ttbr1 = this.readReg(REG.TTBR1_EL1);
+    const c = this.icCache;
+    if (c && c[0] === ttbr0 && c[1] === ttbr1 && c[2] === vaPage) return c[3];
+    const t = this.translate(vaPage, 'read', 1, false);
+    if (!t.ok) return null;
+    this.icCache = [ttbr0, ttbr1, vaPage, t.pa];
+    return t.pa;
+  }
+
+  /** Code in [pa, pa + size) changed behind this engine's back. */
+  codeChanged(pa: bigint | null, size: bigint): void {
+    if (pa === null || this.needTbFlush) {
+      this.needTbFlush = true;
+      return;
+    }
+    for (let p = pa & ~(PAGE - 1n); p < pa + size; p += PAGE) {
+      this.dirtyCode.add(p);
+      if (this.dirtyCode.size > MAX_PAGE_INVALIDATIONS) {
+        this.needTbFlush = true;
+        return;
+      }
     }
   }
 
@@ -446,14 +484,35 @@ export class UnicornVcpu implements Vcpu {
   // ---- running ---------------------------------------------------------------------------------
 
   private prepare(): void {
+    if (!this.needTbFlush && this.dirtyCode.size) this.invalidatePages();
+    this.dirtyCode.clear();
     if (this.needTbFlush) {
+      this.backend.stats.tbFlushes++;
       this.backend.ctl(this.uc, UC_CTL_TB_FLUSH_WRITE);
       this.needTbFlush = false;
       this.needTlbFlush = false;
     } else if (this.needTlbFlush) {
+      this.backend.stats.tlbFlushes++;
       this.backend.ctl(this.uc, UC_CTL_TLB_FLUSH_WRITE);
       this.needTlbFlush = false;
     }
+  }
+
+  /**
+   * Drop the translations of the dirty physical pages. Unicorn's TB_REMOVE_CACHE takes a virtual
+   * address in the engine's current regime, so translation is switched off around it (VA = PA),
+   * with TLB flushes on both sides so no stale entry is used or kept.
+   */
+  private invalidatePages(): void {
+    const sctlr = this.readCp(SCTLR_EL1) ?? 0n;
+    this.backend.ctl(this.uc, UC_CTL_TLB_FLUSH_WRITE);
+    if (sctlr & 1n) this.writeCp(SCTLR_EL1, sctlr & ~1n);
+    for (const p of this.dirtyCode) {
+      this.backend.ctl(this.uc, UC_CTL_TB_REMOVE_CACHE_WRITE, 'uint64_t', p, 'uint64_t', p + PAGE);
+      this.backend.stats.pageInvalidations++;
+    }
+    if (sctlr & 1n) this.writeCp(SCTLR_EL1, sctlr);
+    this.backend.ctl(this.uc, UC_CTL_TLB_FLUSH_WRITE);
   }
 
   private emu(count: number): VcpuExit {
