@@ -74,7 +74,7 @@ function tempRepo(): string {
     mkdirSync(path.join(d, sub));
     for (const f of readdirSync(path.join(repoRoot, sub))) copyFileSync(path.join(repoRoot, sub, f), path.join(d, sub, f));
   }
-  cpSync(path.join(repoRoot, 'samples', 'ramdisk'), path.join(d, 'samples', 'ramdisk'), { recursive: true });
+  for (const sub of ['ramdisk', 'devicetree']) cpSync(path.join(repoRoot, 'samples', sub), path.join(d, 'samples', sub), { recursive: true });
   return d;
 }
 
@@ -111,11 +111,11 @@ verify: { success: ["ok("], failure: [], timeoutS: 10 }
 
   it('the same patch id in two sets of a profile is reported in the second set', () => {
     const d = tempRepo();
-    writeFileSync(path.join(d, 'patches', 'dup.yaml'), set(OK_PATCH.replace('id: p1', 'id: board-check')).replace('set: test', 'set: dup'));
+    writeFileSync(path.join(d, 'patches', 'dup.yaml'), set(OK_PATCH.replace('id: p1', 'id: sample-platform-check')).replace('set: test', 'set: dup'));
     const prof = path.join(d, 'profiles', '12.3.yaml');
     writeFileSync(prof, readFileSync(prof, "utf8").replace('patchSets: [platform, sep, code-signing]', 'patchSets: [platform, dup]'));
     const msgs = checkFiles([prof]).problems.map((p) => `${path.basename(p.file)}:${p.line}:${p.column}: ${p.message}`);
-    expect(msgs).toEqual(['dup.yaml:4:9: patch id "board-check" is also used in platform.yaml (ids must be unique across a profile\'s patch sets)']);
+    expect(msgs).toEqual(['dup.yaml:4:9: patch id "sample-platform-check" is also used in platform.yaml (ids must be unique across a profile\'s patch sets)']);
   });
 });
 
