@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { tempDir, removeDir, bytes } from './trees.js';
@@ -69,5 +69,21 @@ describe('m1prep ramdisk (HFS+)', () => {
     const bad = runCli(['ramdisk', 'build', '--fs', 'hfsplus', '--from', m, '-o', img]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/entries\/0\/type/);
+  });
+});
+
+describe('m1prep ramdisk (APFS)', () => {
+  it('builds with a role, lists and cats; a several-GiB container costs only its metadata', () => {
+    const img = path.join(work, 'a.apfs');
+    const b = runCli(['ramdisk', 'build', '--fs', 'apfs', '--from', src, '-o', img, '--label', 'Boot', '--role', 'system', '--size', '6G', '--json'], { env });
+    expect(b.code, b.stderr).toBe(0);
+    const info = JSON.parse(b.stdout) as { size: string; fs: string };
+    expect(info.size).toBe('0x180000000');
+    const ls = runCli(['ramdisk', 'ls', img, '-R']);
+    expect(ls.stdout.split('\n').filter(Boolean).sort()).toEqual(['/blob.bin', '/etc', '/etc/hosts']);
+    expect(statSync(img).blocks * 512).toBeLessThan(16 << 20); // free space stays a hole
+    expect(runCli(['ramdisk', 'cat', img, '/ETC/HOSTS']).stdout).toBe('127.0.0.1 localhost\n');
+    const hfsRole = runCli(['ramdisk', 'build', '--fs', 'hfsplus', '--from', src, '-o', path.join(work, 'r.hfs'), '--role', 'system']);
+    expect(hfsRole.code).toBe(2);
   });
 });

@@ -7,6 +7,7 @@ import { openVolume } from '../../src/img/open.js';
 import { bytesSource } from '../../src/img/source.js';
 import { buildImage } from '../../src/img/io-build.js';
 import { makeRichTree, tempDir, removeDir } from './trees.js';
+import { objectChecksumOk, sealObject } from '../../src/img/apfs/checksum.js';
 
 // Mutation fuzzing of the image readers: corrupt bytes of real and generated images (mostly in
 // their metadata), then open, walk and read everything. Only FormatError may come out.
@@ -78,6 +79,46 @@ function hfsMetadataRanges(img: Uint8Array, base: number): [number, number][] {
   return ranges;
 }
 
+/**
+ * APFS objects are checksummed, so plain mutations stop at the first checksum. Here each
+ * iteration corrupts bytes inside one valid object block and re-seals its checksum, so the
+ * structure parsers behind the checksum are exercised too.
+ */
+function fuzzApfs(img: Uint8Array, base: number, iterations: number, seed: number): { formatErrors: number; ok: number } {
+  const objects: number[] = [];
+  for (let off = base; off + 4096 <= img.length; off += 4096) {
+    const blk = img.subarray(off, off + 4096);
+    if (blk.some((b) => b !== 0) && objectChecksumOk(blk)) objects.push(off);
+  }
+  const r = rng(seed);
+  let formatErrors = 0;
+  let ok = 0;
+  for (let i = 0; i < iterations; i++) {
+    const off = objects[r() % objects.length]!;
+    const blk = img.subarray(off, off + 4096);
+    const saved = new Uint8Array(blk);
+    const count = 1 + (r() % 6);
+    for (let k = 0; k < count; k++) {
+      // Mostly the header and the first records, where the structure lives.
+      const pos = 8 + (r() % 4 === 0 ? r() % 4088 : r() % 248);
+      blk[pos] = r() % 3 === 0 ? 0xff : r() & 0xff;
+    }
+    if (r() % 8 !== 0) sealObject(blk);
+    try {
+      exercise(img);
+      ok++;
+    } catch (e) {
+      if (!(e instanceof FormatError)) {
+        throw new Error(`iteration ${i} (seed ${seed}): ${(e as Error)?.constructor?.name}: ${(e as Error)?.message} ${(e as Error)?.stack?.split("\n").slice(1, 4).join(" ")}`);
+      }
+      formatErrors++;
+    } finally {
+      blk.set(saved);
+    }
+  }
+  return { formatErrors, ok };
+}
+
 beforeAll(() => {
   work = tempDir('fuzz');
 });
@@ -106,6 +147,24 @@ describe('reader fuzzing: only FormatError escapes', () => {
     const img = new Uint8Array(readFileSync(out));
     const res = fuzz(img, hfsMetadataRanges(img, 0), 3000, Number(process.env.FUZZ_SEED ?? 3));
     expect(res.formatErrors + res.ok).toBe(3000);
+    expect(res.formatErrors).toBeGreaterThan(0);
+  });
+
+  it('APFS: the macOS-made container in its GPT disk', () => {
+    const img = new Uint8Array(readFileSync(path.join(corpusFs, 'apfs-macos-gpt-2MiB.img')));
+    const res = fuzzApfs(img, 20480, 2000, Number(process.env.FUZZ_SEED ?? 4));
+    expect(res.formatErrors + res.ok).toBe(2000);
+    expect(res.formatErrors).toBeGreaterThan(0);
+  });
+
+  it('APFS: one of our own images with fragmented files, symlinks and xattrs', () => {
+    const src = path.join(work, 'asrc');
+    makeRichTree(src, { manyFiles: 60, sparseMiB: 1, bigKiB: 100, depth: 6 });
+    const out = path.join(work, 'f.apfs');
+    buildImage({ fs: 'apfs', fromDir: src, output: out, label: 'F', fragmentBlocks: 2, env: { SOURCE_DATE_EPOCH: '0' } });
+    const img = new Uint8Array(readFileSync(out));
+    const res = fuzzApfs(img, 0, 2000, Number(process.env.FUZZ_SEED ?? 5));
+    expect(res.formatErrors + res.ok).toBe(2000);
     expect(res.formatErrors).toBeGreaterThan(0);
   });
 });
