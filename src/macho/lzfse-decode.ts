@@ -245,13 +245,23 @@ function valueTable(freq: Uint16Array, start: number, nsym: number, nstates: num
   }
 }
 
+/**
+ * Bytes past the end of the output (and of the literal buffer) that copies may overrun: literal
+ * runs and matches are copied 8 bytes at a time, and a copy may write up to 7 bytes past its end,
+ * which later output overwrites.
+ */
+const SLACK = 16;
+
 /** Reusable per-decoder scratch (tables and the literal buffer of one block). */
 class Scratch {
   lit = new Int32Array(LITERAL_STATES);
   lInfo = new Int32Array(L_STATES); lBase = new Int32Array(L_STATES);
   mInfo = new Int32Array(M_STATES); mBase = new Int32Array(M_STATES);
   dInfo = new Int32Array(D_STATES); dBase = new Int32Array(D_STATES);
-  literals = new Uint8Array(LITERALS_PER_BLOCK + 4);
+  literals = new Uint8Array(LITERALS_PER_BLOCK + SLACK);
+  litView = new DataView(this.literals.buffer);
+  /** A DataView of the stream being decoded. */
+  srcView?: DataView;
 }
 
 /**
@@ -266,7 +276,7 @@ export function readBlockHeader(src: Uint8Array, off: number): BlockHeader {
   bad(off, 'not a bvx1 or bvx2 block');
 }
 
-function decodeCompressedBlock(src: Uint8Array, off: number, h: BlockHeader, out: Uint8Array, outPos: number, sc: Scratch): number {
+function decodeCompressedBlock(src: Uint8Array, off: number, h: BlockHeader, out: Uint8Array, outView: DataView, outPos: number, sc: Scratch): number {
   literalTable(h.freq, L_SYMBOLS + M_SYMBOLS + D_SYMBOLS, sc.lit);
   valueTable(h.freq, 0, L_SYMBOLS, L_STATES, L_EXTRA_BITS, L_BASE_VALUE, sc.lInfo, sc.lBase);
   valueTable(h.freq, L_SYMBOLS, M_SYMBOLS, M_STATES, M_EXTRA_BITS, M_BASE_VALUE, sc.mInfo, sc.mBase);
@@ -276,87 +286,103 @@ function decodeCompressedBlock(src: Uint8Array, off: number, h: BlockHeader, out
   const lmdStart = litStart + h.literalPayloadBytes;
   const lmdEnd = lmdStart + h.lmdPayloadBytes;
 
-  // Literals. The bit stream is a little-endian integer read from its top bit down; the top
-  // byte holds 8 + literalBits valid bits. `p` may run below the payload start only into bits
-  // that must then stay unconsumed (checked at the end).
+  // Each FSE bit stream is a little-endian integer read from its top bit down: `bp` is the
+  // position just above the next unread bit, starting 8 * end + bits (bits in [-7, 0] leaves the
+  // top bits of the last byte unused). A read of k <= 25 bits is one unaligned 32-bit load at
+  // bp >>> 3, shifted by bp & 7. The 4 bytes may reach past the payload (masked off; the scan
+  // guarantees at least the 4-byte end marker follows) or below its start: consuming bits below
+  // the start is an error, checked after each group of reads (one group reads at most 54 bits,
+  // so the load stays inside the block header).
+  const sv = sc.srcView!;
   const lits = sc.literals;
   const nLit = (h.literals + 3) & ~3;
   {
     const tab = sc.lit;
-    let p = litStart + h.literalPayloadBytes;
-    --p;
-    let acc = p >= litStart ? src[p]! : 0;
-    let bits = 8 + h.literalBits;
-    if (acc >>> bits) bad(p, 'literal stream: nonzero padding bits');
+    const litEnd = litStart + h.literalPayloadBytes;
+    let bp = 8 * litEnd + h.literalBits;
+    if (litEnd > litStart ? src[litEnd - 1]! >>> (8 + h.literalBits) : h.literalBits !== 0) bad(litEnd - 1, 'literal stream: nonzero padding bits');
+    const minBp = 8 * litStart;
     let s0 = h.literalState[0], s1 = h.literalState[1], s2 = h.literalState[2], s3 = h.literalState[3];
     let e = 0;
+    let k = 0;
     for (let i = 0; i < nLit; i += 4) {
-      while (bits <= 23) { --p; acc = (acc << 8) | (p >= litStart ? src[p]! : 0); bits += 8; }
-      e = tab[s0]!; lits[i] = e >>> 8; bits -= e & 0xff; s0 = (e >>> 16) + ((acc >>> bits) & ((1 << (e & 0xff)) - 1));
-      e = tab[s1]!; lits[i + 1] = e >>> 8; bits -= e & 0xff; s1 = (e >>> 16) + ((acc >>> bits) & ((1 << (e & 0xff)) - 1));
-      while (bits <= 23) { --p; acc = (acc << 8) | (p >= litStart ? src[p]! : 0); bits += 8; }
-      e = tab[s2]!; lits[i + 2] = e >>> 8; bits -= e & 0xff; s2 = (e >>> 16) + ((acc >>> bits) & ((1 << (e & 0xff)) - 1));
-      e = tab[s3]!; lits[i + 3] = e >>> 8; bits -= e & 0xff; s3 = (e >>> 16) + ((acc >>> bits) & ((1 << (e & 0xff)) - 1));
+      e = tab[s0]!; k = e & 0xff; bp -= k; lits[i] = e >>> 8;
+      s0 = (e >>> 16) + ((sv.getUint32(bp >>> 3, true) >>> (bp & 7)) & ((1 << k) - 1));
+      e = tab[s1]!; k = e & 0xff; bp -= k; lits[i + 1] = e >>> 8;
+      s1 = (e >>> 16) + ((sv.getUint32(bp >>> 3, true) >>> (bp & 7)) & ((1 << k) - 1));
+      e = tab[s2]!; k = e & 0xff; bp -= k; lits[i + 2] = e >>> 8;
+      s2 = (e >>> 16) + ((sv.getUint32(bp >>> 3, true) >>> (bp & 7)) & ((1 << k) - 1));
+      e = tab[s3]!; k = e & 0xff; bp -= k; lits[i + 3] = e >>> 8;
+      s3 = (e >>> 16) + ((sv.getUint32(bp >>> 3, true) >>> (bp & 7)) & ((1 << k) - 1));
+      if (bp < minBp) bad(litStart, 'literal stream reads past its start');
     }
-    if (p < litStart && (litStart - p) * 8 > bits) bad(litStart, 'literal stream reads past its start');
   }
 
   // L, M, D triples, then execute each: copy L literals, then M bytes from D back.
   const lInfo = sc.lInfo, lBase = sc.lBase, mInfo = sc.mInfo, mBase = sc.mBase, dInfo = sc.dInfo, dBase = sc.dBase;
-  let p = lmdEnd;
-  --p;
-  let acc = p >= lmdStart ? src[p]! : 0;
-  let bits = 8 + h.lmdBits;
-  if (acc >>> bits) bad(p, 'L/M/D stream: nonzero padding bits');
+  let bp = 8 * lmdEnd + h.lmdBits;
+  if (lmdEnd > lmdStart ? src[lmdEnd - 1]! >>> (8 + h.lmdBits) : h.lmdBits !== 0) bad(lmdEnd - 1, 'L/M/D stream: nonzero padding bits');
+  const minBp = 8 * lmdStart;
   let ls = h.lState, ms = h.mState, ds = h.dState;
   let D = -1;
   let lp = 0;
   let op = outPos;
   const outEnd = outPos + h.rawBytes;
   for (let n = h.matches; n > 0; n--) {
-    while (bits <= 23) { --p; acc = (acc << 8) | (p >= lmdStart ? src[p]! : 0); bits += 8; }
+    // Each value: totalBits = state bits + extra bits; the state bits are the high part.
     let e = lInfo[ls]!;
     let tb = e & 0xff;
-    bits -= tb;
-    let x = (acc >>> bits) & ((1 << tb) - 1);
+    bp -= tb;
+    let x = (sv.getUint32(bp >>> 3, true) >>> (bp & 7)) & ((1 << tb) - 1);
     let vb = (e >>> 8) & 0xff;
     const L = lBase[ls]! + (x & ((1 << vb) - 1));
     ls = (e >>> 16) + (x >>> vb);
 
-    while (bits <= 23) { --p; acc = (acc << 8) | (p >= lmdStart ? src[p]! : 0); bits += 8; }
     e = mInfo[ms]!;
     tb = e & 0xff;
-    bits -= tb;
-    x = (acc >>> bits) & ((1 << tb) - 1);
+    bp -= tb;
+    x = (sv.getUint32(bp >>> 3, true) >>> (bp & 7)) & ((1 << tb) - 1);
     vb = (e >>> 8) & 0xff;
     const M = mBase[ms]! + (x & ((1 << vb) - 1));
     ms = (e >>> 16) + (x >>> vb);
 
-    while (bits <= 23) { --p; acc = (acc << 8) | (p >= lmdStart ? src[p]! : 0); bits += 8; }
     e = dInfo[ds]!;
     tb = e & 0xff;
-    bits -= tb;
-    x = (acc >>> bits) & ((1 << tb) - 1);
+    bp -= tb;
+    x = (sv.getUint32(bp >>> 3, true) >>> (bp & 7)) & ((1 << tb) - 1);
     vb = (e >>> 8) & 0xff;
     const newD = dBase[ds]! + (x & ((1 << vb) - 1));
     ds = (e >>> 16) + (x >>> vb);
     if (newD !== 0) D = newD;
+    if (bp < minBp) bad(lmdStart, 'L/M/D stream reads past its start');
 
     if (lp + L > nLit) bad(lmdStart, `literal run of ${L} goes past the block's ${h.literals} literals`);
     if (op + L + M > outEnd) bad(off, `block decodes to more than its declared ${h.rawBytes} bytes`);
-    if (L > 16) {
-      out.set(lits.subarray(lp, lp + L), op);
+    // Literals: 8 bytes at a time through DataViews (unaligned 32-bit loads and stores).
+    {
+      const litView = sc.litView;
+      let i = 0;
+      for (; i < L; i += 8) {
+        outView.setUint32(op + i, litView.getUint32(lp + i, true), true);
+        outView.setUint32(op + i + 4, litView.getUint32(lp + i + 4, true), true);
+      }
       op += L;
       lp += L;
-    } else {
-      for (let i = 0; i < L; i++) out[op++] = lits[lp++]!;
     }
     if (M !== 0) {
       if (D <= 0 || D > op) bad(lmdStart, `match distance ${D} reaches before the start of the output`);
       let from = op - D;
-      if (M > 32 && D >= M) {
-        out.copyWithin(op, from, from + M);
-        op += M;
+      if (D >= 8) {
+        // Chunks of 8 never overlap their own source when D >= 8; later chunks may read what
+        // earlier ones wrote, exactly as a byte-by-byte copy would.
+        const e2 = op + M;
+        while (op < e2) {
+          outView.setUint32(op, outView.getUint32(from, true), true);
+          outView.setUint32(op + 4, outView.getUint32(from + 4, true), true);
+          op += 8;
+          from += 8;
+        }
+        op = e2;
       } else if (D === 1 && M > 16) {
         out.fill(out[from]!, op, op + M);
         op += M;
@@ -366,7 +392,6 @@ function decodeCompressedBlock(src: Uint8Array, off: number, h: BlockHeader, out
       }
     }
   }
-  if (p < lmdStart && (lmdStart - p) * 8 > bits) bad(lmdStart, 'L/M/D stream reads past its start');
   if (op !== outEnd) bad(off, `block decodes to ${op - outPos} bytes, its header says ${h.rawBytes}`);
   return lmdEnd;
 }
@@ -378,7 +403,12 @@ function decodeCompressedBlock(src: Uint8Array, off: number, h: BlockHeader, out
  */
 export function lzfseDecode(src: Uint8Array, opts: { maxOutput?: number } = {}): Uint8Array {
   const scan = lzfseScan(src, opts.maxOutput ?? LZFSE_DEFAULT_MAX_OUTPUT);
-  const out = new Uint8Array(scan.decodedSize);
+  // Every output byte is written before it is returned (each block must decode to exactly its
+  // declared size, else we throw), so the buffer needs no zero-filling; only the slack does.
+  const buf = Buffer.allocUnsafeSlow(scan.decodedSize + SLACK);
+  buf.fill(0, scan.decodedSize);
+  const out = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+  const outView = new DataView(buf.buffer, buf.byteOffset, buf.length);
   let sc: Scratch | undefined;
   let op = 0;
   for (const b of scan.blocks) {
@@ -391,9 +421,13 @@ export function lzfseDecode(src: Uint8Array, opts: { maxOutput?: number } = {}):
       if (r.srcEnd !== off + b.encodedBytes) bad(off, 'bvxn block has bytes after its end-of-stream opcode');
     } else {
       const h = b.kind === 'bvx2' ? readV2Header(src, off) : readV1Header(src, off);
-      decodeCompressedBlock(src, off, h, out, op, (sc ??= new Scratch()));
+      if (!sc) {
+        sc = new Scratch();
+        sc.srcView = new DataView(src.buffer, src.byteOffset, src.length);
+      }
+      decodeCompressedBlock(src, off, h, out, outView, op, sc);
     }
     op += b.rawBytes;
   }
-  return out;
+  return out.subarray(0, scan.decodedSize);
 }
