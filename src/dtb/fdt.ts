@@ -144,27 +144,82 @@ export function parseFdt(b: Uint8Array): Fdt {
 }
 
 /**
- * The strings block as dtc builds it: each name is looked up as a suffix anywhere in the table
- * ("#size-cells" can reuse the tail of "#address-cells"? no: a suffix of an existing string at any
- * position) before being appended.
+ * The strings block as dtc builds it (flattree.c stringtable_insert): a name is reused wherever
+ * it appears in the table followed by NUL, i.e. as the suffix of an earlier name ("cells" inside
+ * "#size-cells"), else appended. The first such place is the earliest inserted name ending with
+ * it; short suffixes are indexed directly, longer ones through their last SHORT characters.
  */
+const SHORT = 8;
 class StringTable {
   private text = '';
-  private readonly cache = new Map<string, number>();
+  private readonly known = new Map<string, number>();
+  /** Every suffix of up to SHORT characters -> its first offset. */
+  private readonly short = new Map<string, number>();
+  /** Last SHORT characters -> inserted names ending so, in insertion order. */
+  private readonly byTail = new Map<string, { name: string; at: number }[]>();
+
   offset(name: string): number {
-    const known = this.cache.get(name);
-    if (known !== undefined) return known;
-    const key = name + '\0';
-    let at = this.text.indexOf(key);
-    if (at < 0) {
-      at = this.text.length;
-      this.text += key;
+    let at = this.known.get(name);
+    if (at === undefined) {
+      at = (name.length <= SHORT ? this.short.get(name) : this.longSuffix(name)) ?? this.insert(name);
+      this.known.set(name, at);
     }
-    this.cache.set(name, at);
     return at;
   }
+
+  private longSuffix(name: string): number | undefined {
+    const e = this.byTail.get(name.slice(-SHORT))?.find((x) => x.name.endsWith(name));
+    return e ? e.at + e.name.length - name.length : undefined;
+  }
+
+  private insert(name: string): number {
+    const at = this.text.length;
+    this.text += name + '\0';
+    for (let i = Math.max(0, name.length - SHORT); i < name.length; i++) {
+      const suffix = name.slice(i);
+      if (!this.short.has(suffix)) this.short.set(suffix, at + i);
+    }
+    if (name.length >= SHORT) {
+      const tail = name.slice(-SHORT);
+      const list = this.byTail.get(tail);
+      if (list) list.push({ name, at });
+      else this.byTail.set(tail, [{ name, at }]);
+    }
+    return at;
+  }
+
   bytes(): Uint8Array {
     return new TextEncoder().encode(this.text);
+  }
+}
+
+/** A growable big-endian byte buffer for the structure block. */
+class StructWriter {
+  buf = new Uint8Array(4096);
+  dv = new DataView(this.buf.buffer);
+  length = 0;
+  private room(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.length + n) size *= 2;
+    const b = new Uint8Array(size);
+    b.set(this.buf.subarray(0, this.length));
+    this.buf = b;
+    this.dv = new DataView(b.buffer);
+  }
+  word(v: number): void {
+    this.room(4);
+    this.dv.setUint32(this.length, v);
+    this.length += 4;
+  }
+  /** Bytes padded with zeros to a multiple of 4. */
+  padded(bytes: Uint8Array, extraNul = false): void {
+    const len = bytes.length + (extraNul ? 1 : 0);
+    const n = (len + 3) & ~3;
+    this.room(n);
+    this.buf.set(bytes, this.length);
+    this.buf.fill(0, this.length + bytes.length, this.length + n);
+    this.length += n;
   }
 }
 
@@ -172,40 +227,24 @@ class StringTable {
 export function serializeFdt(fdt: Fdt): Uint8Array {
   const enc = new TextEncoder();
   const strings = new StringTable();
-  const parts: Uint8Array[] = [];
-  let structSize = 0;
-  const word = (v: number) => {
-    const w = new Uint8Array(4);
-    new DataView(w.buffer).setUint32(0, v);
-    parts.push(w);
-    structSize += 4;
-  };
-  const padded = (bytes: Uint8Array) => {
-    const n = (bytes.length + 3) & ~3;
-    const w = new Uint8Array(n);
-    w.set(bytes);
-    parts.push(w);
-    structSize += n;
-  };
+  const w = new StructWriter();
   const emit = (node: FdtNode, depth: number) => {
     if (depth > MAX_DEPTH) throw new RangeError(`FDT nodes nested deeper than ${MAX_DEPTH}`);
-    word(FDT_BEGIN_NODE);
-    const nm = enc.encode(node.name);
-    const withNul = new Uint8Array(nm.length + 1);
-    withNul.set(nm);
-    padded(withNul);
+    w.word(FDT_BEGIN_NODE);
+    w.padded(enc.encode(node.name), true);
     for (const prop of node.properties) {
-      word(FDT_PROP);
-      word(prop.value.length);
-      word(strings.offset(prop.name));
-      padded(prop.value);
+      w.word(FDT_PROP);
+      w.word(prop.value.length);
+      w.word(strings.offset(prop.name));
+      w.padded(prop.value);
     }
     for (const c of node.children) emit(c, depth + 1);
-    word(FDT_END_NODE);
+    w.word(FDT_END_NODE);
   };
   emit(fdt.root, 0);
-  word(FDT_END);
+  w.word(FDT_END);
   const str = strings.bytes();
+  const structSize = w.length;
   const offRsv = HEADER_SIZE;
   const offStruct = offRsv + (fdt.memReserve.length + 1) * 16;
   const offStrings = offStruct + structSize;
@@ -226,11 +265,7 @@ export function serializeFdt(fdt: Fdt): Uint8Array {
     dv.setBigUint64(offRsv + i * 16, r.address);
     dv.setBigUint64(offRsv + i * 16 + 8, r.size);
   });
-  let o = offStruct;
-  for (const part of parts) {
-    out.set(part, o);
-    o += part.length;
-  }
+  out.set(w.buf.subarray(0, structSize), offStruct);
   out.set(str, offStrings);
   return out;
 }

@@ -49,6 +49,15 @@ describe.skipIf(!dtc)('FDT against dtc (skipped: dtc is not installed)', () => {
     expect(fdt.memReserve.map((r) => [r.address, r.size])).toEqual(dtsMemreserve(d.dts));
   });
 
+  it('shares strings-block suffixes exactly as dtc does', () => {
+    const names = ['long-suffix-name', 'x-long-suffix-name', 'suffix-name', 'e', 'me', 'cells', '#size-cells', 'size-cells', 'ab', 'b', 'zz-long-suffix-name'];
+    // Several orders, so that names arrive before and after the longer names they end.
+    for (const order of [names, [...names].reverse(), [...names].sort()]) {
+      const blob = compileDts(`/dts-v1/;\n/ { ${order.map((n, i) => `${n} = <${i}>;`).join(' ')} };\n`);
+      expect(Buffer.compare(Buffer.from(serializeFdt(parseFdt(blob))), Buffer.from(blob))).toBe(0);
+    }
+  });
+
   it('JSON -> blob is byte-identical', () => {
     const json = JSON.parse(toJson(fdtToJson(parseFdt(blob))));
     expect(Buffer.compare(Buffer.from(serializeFdt(fdtFromJson(json))), Buffer.from(blob))).toBe(0);
