@@ -1,3 +1,4 @@
 // Areas that add doctor checks import them here (one line each).
 import '../vmm/doctor.js';
+import '../cli/commands/dtree-checks.js';
 export {};
