@@ -11,6 +11,7 @@ import { dtreeCommand } from './commands/dtree.js';
 import { bootCommand } from './commands/boot.js';
 import { patchCommand } from './commands/patch.js';
 import { matrixCommand } from './commands/matrix.js';
+import { sampleCommand } from './commands/sample.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: M1prepCommand<any>[] = [
@@ -25,4 +26,5 @@ export const commands: M1prepCommand<any>[] = [
   bootCommand,
   patchCommand,
   matrixCommand,
+  sampleCommand,
 ];

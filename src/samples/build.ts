@@ -7,7 +7,9 @@ import { tool } from '../host/tools.js';
 import { buildFileset } from '../macho/fileset-builder.js';
 import { packIm4p } from '../macho/container.js';
 import { writeFileAtomicSync } from '../util/atomic-write.js';
+import { buildSampleBaseAdt } from './base-adt.js';
 import { macosMajor, type SampleFlavour } from './flavours.js';
+import { BASE_ADT_NAME } from './paths.js';
 
 // Builds one flavour of the sample guest from source: clang compiles the kernel and the two kexts
 // for arm64-apple-macos, ld64.lld links the kernel (MH_EXECUTE) and the kexts (bundles whose
@@ -132,4 +134,12 @@ export function buildSample(flavour: SampleFlavour, opts: BuildOptions): SampleB
     rmSync(work, { recursive: true, force: true });
   }
   return { ...result, cached: false };
+}
+
+/** The sample's base Apple device tree, built into outRoot (every flavour shares it). */
+export function buildSampleDeviceTree(opts: BuildOptions): string {
+  const out = path.join(opts.outRoot, BASE_ADT_NAME);
+  mkdirSync(opts.outRoot, { recursive: true });
+  writeFileAtomicSync(out, buildSampleBaseAdt(path.join(opts.sampleRoot, 'devicetree', 't8103-sample.yaml')));
+  return out;
 }
