@@ -14,6 +14,8 @@ export function isDict(v: PlistValue | undefined): v is PlistDict {
   return v instanceof Map;
 }
 
+const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d;
+
 class Reader {
   pos = 0;
   readonly ids = new Map<string, PlistValue>();
@@ -27,7 +29,7 @@ class Reader {
   skipMisc(): void {
     const s = this.s;
     for (;;) {
-      while (this.pos < s.length && /\s/.test(s[this.pos]!)) this.pos++;
+      while (this.pos < s.length && isSpace(s.charCodeAt(this.pos))) this.pos++;
       if (s.startsWith('<!--', this.pos)) {
         const e = s.indexOf('-->', this.pos + 4);
         if (e < 0) this.fail('unterminated comment');

@@ -1,6 +1,7 @@
-import { readFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { defineCommand } from '../command.js';
+import { readInputFile } from './info.js';
 import { UsageError, inFile } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 import { openMachO } from '../../macho/macho-open.js';
@@ -26,7 +27,7 @@ export const extractCommand = defineCommand({
   run: async (args, ui) => {
     const wanted = args.kext ?? [];
     if (!args.all && !args.kernel && wanted.length === 0) throw new UsageError('say what to extract: --kext ID, --all or --kernel');
-    const bytes = new Uint8Array(readFileSync(args.file));
+    const bytes = readInputFile(args.file);
     const outputs = inFile(args.file, () => {
       const m = openMachO(bytes, { arch: args.arch, requireMachO: true }).macho!;
       const targets = extractTargets(m);

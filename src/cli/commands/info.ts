@@ -9,6 +9,12 @@ import { summarizeMachO } from '../../macho/macho-summary.js';
 
 // `m1prep info FILE`: container layers and compression, then what the Mach-O inside is.
 
+/** The file's bytes without a copy (a Buffer is a Uint8Array view; `new Uint8Array(buf)` would copy). */
+export function readInputFile(file: string): Uint8Array {
+  const b = readFileSync(file);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
 const prot = (p: number) => `${p & 1 ? 'r' : '-'}${p & 2 ? 'w' : '-'}${p & 4 ? 'x' : '-'}`;
 
 export const infoCommand = defineCommand({
@@ -22,7 +28,7 @@ export const infoCommand = defineCommand({
       .example('$0 info /bin/ls --arch x86_64', 'one slice of a universal binary'),
   run: (args, ui) => {
     const file = args.file;
-    const bytes = new Uint8Array(readFileSync(file));
+    const bytes = readInputFile(file);
     const info = inFile(file, () => {
       const o = openMachO(bytes, { arch: args.arch });
       return {

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { defineCommand } from '../command.js';
+import { readInputFile } from './info.js';
 import { table } from '../ui.js';
 import { inFile } from '../../errors.js';
 import { hex } from '../../util/hex.js';
@@ -18,7 +18,7 @@ export const kextsCommand = defineCommand({
       .example('$0 kexts kernelcache.im4p', 'a table of kexts')
       .example('$0 kexts kc.bin --json', '[{id, version, vmaddr, size, ...}] with addresses as "0x..."'),
   run: (args, ui) => {
-    const bytes = new Uint8Array(readFileSync(args.file));
+    const bytes = readInputFile(args.file);
     const rows = inFile(args.file, () => {
       const o = openMachO(bytes, { arch: args.arch, requireMachO: true });
       return listKexts(o.macho!);
