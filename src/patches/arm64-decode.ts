@@ -101,7 +101,3 @@ export function isPrologueStart(w: number): boolean {
   return isPacSp(w) || w === BTI_C || w === BTI_JC || isStpPreSp(w) || isSubSp(w) || isStpFpLr(w);
 }
 
-/** MOVZ / MOVN / MOVK into x0 or w0. */
-export function isMoveWideToX0(w: number): boolean {
-  return (w & 0x1f80001f) >>> 0 === 0x12800000 && ((w >>> 29) & 3) !== 1;
-}

@@ -1,5 +1,6 @@
 import { PatchError } from '../errors.js';
 import { actionBytes, positionIndependent, type Resolver, type Site } from './actions.js';
+import { materialize } from './arm64-asm.js';
 import type { WordPattern } from './arm64-pattern.js';
 import type { ChainedFixup } from '../macho/fixups.js';
 import type { Matcher, Patch } from './patch-set.js';
@@ -296,7 +297,7 @@ function resolveMatches(c: Collection, t: PatchTarget, pm: PendingMatcher): Foun
       const starts = new Set<number>();
       for (const ref of refs) {
         const range = pm.ranges.find((r) => ref >= r.start && ref < r.end)!;
-        const s = functionStart(c.bytes, range, ref);
+        const s = functionStart(c.bytes, range, ref, m.action.kind === 'return' ? materialize(m.action.width === 64 ? 'x0' : 'w0', m.action.value) : undefined);
         if (s !== undefined) starts.add(s);
       }
       if (starts.size === 0) return { offsets: [], hint: `string "${m.text}" is referenced at ${refs.map((x) => `0x${vmOf(t, x).toString(16)}`).join(', ')}, but no function start (PACIBSP / frame setup) was found before it` };

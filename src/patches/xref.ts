@@ -1,5 +1,5 @@
 import {
-  addImm, adrpPage, BTI_C, BTI_JC, isAdrp, isFramePointerSetup, isFrameOpen, isPacSp, isPrologueStart, isMoveWideToX0, isReturnOrTrap, ldrStrUnsignedOffset, NOP, rd, rn,
+  addImm, adrpPage, BTI_C, BTI_JC, isAdrp, isFramePointerSetup, isFrameOpen, isPacSp, isPrologueStart, isReturnOrTrap, ldrStrUnsignedOffset, rd, rn,
 } from './arm64-decode.js';
 import { wordsOf } from './scan.js';
 import type { Range } from './target.js';
@@ -74,11 +74,13 @@ export function scanXrefs(bytes: Uint8Array, range: Range, queries: XrefQuery[])
 }
 
 /** File offset of the first instruction of the function holding `offset`, or undefined.
+ * `stubBody`: the instructions a `return` action writes before its return, if the caller's patch
+ * has one.
  * Walking back, the first PACIBSP/PACIASP is the start (it signs the return address, so it
  * opens the function). Otherwise the first frame opening (`stp x?, x?, [sp, #-n]!` or
  * `sub sp, sp, #n`) is taken, extended back over the rest of a contiguous prologue (a
  * compiler may open the frame with an stp and then lower sp) and a BTI landing pad. */
-export function functionStart(bytes: Uint8Array, range: Range, offset: number): number | undefined {
+export function functionStart(bytes: Uint8Array, range: Range, offset: number, stubBody?: number[]): number | undefined {
   const words = wordsOf(bytes, range.start, range.end);
   const at = (i: number) => range.start + i * 4;
   // A BTI landing pad right before the signing instruction belongs to the function.
@@ -98,26 +100,14 @@ export function functionStart(bytes: Uint8Array, range: Range, offset: number): 
       return withPad(start);
     }
     // Returns inside a function are common (cold paths such as a panic call sit after the
-    // epilogue), so a return does not stop the walk, except a constant-return stub that m1prep
-    // wrote itself over a prologue.
-    if (steps > 0 && isReturnOrTrap(w)) {
-      const stub = constantStubStart(words, i, at);
-      if (stub !== undefined) return stub;
+    // epilogue), so a return does not stop the walk, except the end of the constant-return stub
+    // this very patch writes over a prologue (`stubBody` then `ret`): a re-run on a patched
+    // kernel must find the same start, to see that the patch is in place.
+    if (steps > 0 && stubBody && isReturnOrTrap(w) && i >= stubBody.length && stubBody.every((v, k) => words[i - stubBody.length + k] === v)) {
+      const start = i - stubBody.length;
+      const before = start > 0 ? words[start - 1]! : 0;
+      return isPacSp(before) || before === BTI_C || before === BTI_JC ? at(start - 1) : at(start);
     }
-  }
-  return undefined;
-}
-
-/** A function already rewritten to return a constant (`pacibsp; mov x0, ...; retab`, see
- * actions.ts) still holds its old body after the return: recognise the stub so a re-run finds
- * the same function start (and sees that the patch is in place). */
-function constantStubStart(words: Uint32Array, retIndex: number, at: (i: number) => number): number | undefined {
-  for (let j = retIndex - 1; j >= 0 && j >= retIndex - 6; j--) {
-    const v = words[j]!;
-    if (isPacSp(v) || v === BTI_C || v === BTI_JC) return at(j);
-    // Unsigned stub: it starts right after the previous function's end (or padding).
-    if (isReturnOrTrap(v) || v === 0 || v === NOP) return j + 1 < retIndex ? at(j + 1) : undefined;
-    if (!isMoveWideToX0(v)) return undefined;
   }
   return undefined;
 }
