@@ -27,9 +27,14 @@ for t in make gcc bc bison flex gzip dtc cpp; do
 done
 
 src_version=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || stat -c %Y "$tarball")
-key=$( { echo "linux-source-6.1 $src_version"; "${cross}gcc" -dumpversion;
-         cat "$guest/m1prep.config" "$guest/init" "$guest/initramfs.list" "$here/build-linux-guest.sh"; } | sha256sum | cut -c1-16)
+# The kernel depends only on the source, the compiler, the fragment and the recipe below (bump
+# kernel_recipe when the kernel steps change); the guest directory also on init, list and this script.
+kernel_recipe=1
+kkey=$( { echo "linux-source-6.1 $src_version recipe $kernel_recipe"; "${cross}gcc" -dumpversion;
+          cat "$guest/m1prep.config"; } | sha256sum | cut -c1-16)
+key=$( { echo "$kkey"; cat "$guest/init" "$guest/initramfs.list" "$here/build-linux-guest.sh"; } | sha256sum | cut -c1-16)
 out="$cache/linux-6.1-$key"
+kernel="$cache/linux-6.1-kernel-$kkey"
 mkdir -p "$cache"
 
 # One builder at a time per cache (parallel test workers wait here instead of building twice).
@@ -68,25 +73,35 @@ if [ ! -f "$srcdir/Makefile" ]; then
   rm -rf "$srcdir" && mv "$srcdir.tmp" "$srcdir"
 fi
 
-# 2. Configuration: allnoconfig, then the fragment; every fragment line must survive olddefconfig.
-kbuild="$out.tmp/build"
-mk() { nice make -s -C "$srcdir" O="$kbuild" ARCH=arm64 CROSS_COMPILE="$cross" "$@"; }
-mkdir -p "$kbuild"
-mk allnoconfig >&2
-KCONFIG_CONFIG="$kbuild/.config" "$srcdir/scripts/kconfig/merge_config.sh" -m -O "$kbuild" \
-  "$kbuild/.config" "$guest/m1prep.config" >/dev/null
-mk olddefconfig >&2
-missing=""
-while IFS= read -r line; do
-  case "$line" in CONFIG_*=*) grep -qxF "$line" "$kbuild/.config" || missing="$missing $line";; esac
-done < "$guest/m1prep.config"
-[ -z "$missing" ] || die "options that did not survive olddefconfig (unmet dependencies?):$missing"
-
-# 3. The Image only (no modules).
-log "building Image with make -j$jobs (a few minutes on 2 cores)"
-mk -j"$jobs" Image >&2
-cp "$kbuild/arch/arm64/boot/Image" "$out.tmp/Image"
-cp "$kbuild/.config" "$out.tmp/kernel.config"
+# 2.-3. The kernel Image, built once per kernel key. The object directory survives an interrupted
+#    build (make resumes where it stopped) and is deleted after success: only the Image is kept.
+if [ ! -f "$kernel/Image" ]; then
+  kbuild="$kernel.build"
+  mk() { nice make -s -C "$srcdir" O="$kbuild" ARCH=arm64 CROSS_COMPILE="$cross" "$@"; }
+  mkdir -p "$kbuild"
+  if [ ! -f "$kbuild/.config.done" ]; then
+    # Configuration: allnoconfig, then the fragment; every fragment line must survive olddefconfig.
+    mk allnoconfig >&2
+    KCONFIG_CONFIG="$kbuild/.config" "$srcdir/scripts/kconfig/merge_config.sh" -m -O "$kbuild" \
+      "$kbuild/.config" "$guest/m1prep.config" >/dev/null
+    mk olddefconfig >&2
+    missing=""
+    while IFS= read -r line; do
+      case "$line" in CONFIG_*=*) grep -qxF "$line" "$kbuild/.config" || missing="$missing $line";; esac
+    done < "$guest/m1prep.config"
+    [ -z "$missing" ] || die "options that did not survive olddefconfig (unmet dependencies?):$missing"
+    touch "$kbuild/.config.done"
+  fi
+  # The Image only (no modules).
+  log "building Image with make -j$jobs (about 4 minutes on 2 idle cores)"
+  mk -j"$jobs" Image >&2
+  mkdir -p "$kernel.tmp"
+  cp "$kbuild/arch/arm64/boot/Image" "$kernel.tmp/Image"
+  cp "$kbuild/.config" "$kernel.tmp/kernel.config"
+  rm -rf "$kernel" && mv "$kernel.tmp" "$kernel"
+  rm -rf "$kbuild"
+fi
+cp "$kernel/Image" "$kernel/kernel.config" "$out.tmp/"
 
 # 4. Base FDT: the upstream t8103-j274 device tree of the same source, through the C preprocessor
 #    like the kernel's own dtbs rule (includes and macros), then dtc.
@@ -118,7 +133,7 @@ gcc -O2 -o "$out.tmp/gen_init_cpio" "$srcdir/usr/gen_init_cpio.c"
 sed -e "s|@BUSYBOX@|$busybox|" -e "s|@INIT@|$guest/init|" "$guest/initramfs.list" > "$out.tmp/initramfs.list"
 "$out.tmp/gen_init_cpio" "$out.tmp/initramfs.list" | gzip -9n > "$out.tmp/initramfs.cpio.gz"
 
-rm -rf "$kbuild" "$debdir" "$out.tmp/gen_init_cpio"
+rm -rf "$debdir" "$out.tmp/gen_init_cpio"
 log "built in $(( $(date +%s) - start )) s"
 exec 2>&3
 rm -rf "$out"
