@@ -13,6 +13,8 @@ import type { BootInputs } from '../../vmm/boot/protocol.js';
 import { openSerial } from '../../vmm/serial.js';
 import { parseTraceKinds } from '../../vmm/trace.js';
 import { startGdbStub } from '../../vmm/gdb-stub.js';
+import { parseImageHeader } from '../../vmm/boot/linux.js';
+import { assertBackend } from '../../vmm/cpu/registry.js';
 
 // m1prep boot: boot prepared artifacts (OUT_DIR/manifest.json) or a Linux Image directly, on the
 // virtual t8103 machine, and optionally verify the console.
@@ -95,6 +97,7 @@ export const bootCommand = defineCommand<BootArgs>({
   run: async (args, ui) => {
     if (!args.outDir && !args.kernel) throw new UsageError('give OUT_DIR (with manifest.json) or --kernel IMAGE');
     if (args.outDir && args.kernel) throw new UsageError('give either OUT_DIR or --kernel, not both');
+    assertBackend(args.backend);
     let layout: VmLayout;
     let guest: string;
     let inputs: BootInputs;
@@ -137,7 +140,9 @@ export const bootCommand = defineCommand<BootArgs>({
         if (!existsSync(base)) throw new UsageError(`no --dtb given and no base tree at ${base}: run scripts/build-t8103-dtb.sh, or pass --dtb`);
         dtb = serializeFdt(deriveFdt(parseFdt(readInput(base, 'base FDT')), selectCpus(layout, cpus), { bootargs: bootArgs, initrdSize: initrd ? BigInt(initrd.length) : undefined, watchdog: true }));
       }
-      inputs = { kernel: readInput(args.kernel!, '--kernel'), deviceTree: dtb, initrd, bootArgs };
+      const kernel = readInput(args.kernel!, '--kernel');
+      parseImageHeader(kernel, args.kernel);
+      inputs = { kernel, deviceTree: dtb, initrd, bootArgs };
     }
     if (!Number.isInteger(cpus) || cpus! < 1 || cpus! > layout.cpus.length) throw new UsageError(`--cpus ${cpus}: the layout has ${layout.cpus.length} CPUs`);
     const serialSpec = ui.json && args.serial === 'stdio' ? 'null' : args.serial;

@@ -21,6 +21,11 @@ export function backendNames(): string[] {
   return [...factories.keys()];
 }
 
+/** Throw the HostError createBackend would, before any work is done. */
+export function assertBackend(name: string): void {
+  if (!factories.has(name)) createBackend(name, { sysregFilter: () => false });
+}
+
 export function createBackend(name: string, opts: BackendOptions): CpuBackend {
   const f = factories.get(name);
   if (!f) {
