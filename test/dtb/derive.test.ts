@@ -110,6 +110,15 @@ describe('deriveAdt: the XNU guest\'s tree', () => {
     expect(mm.find((e) => e.name === 'Kernel-__TEXT')?.paddr).toBe(layout.boot.xnu.kernel.base);
   });
 
+  it('keeps named extra devices, or disables instead of removing', () => {
+    const kept = deriveAdt(j274, two, { keep: ['mcc'] });
+    expect(findAdt(kept, '/arm-io/mcc')).toBeDefined();
+    const disabled = deriveAdt(j274, two, { unmodelled: 'disable' });
+    const sep = findAdt(disabled, '/arm-io/sep')!.node;
+    expect(new TextDecoder().decode(adtProp(sep, 'status')!.value)).toBe('disabled\0');
+    expect(adtProp(findAdt(disabled, '/arm-io/uart0')!.node, 'status')).toBeUndefined();
+  });
+
   it('setMemoryMapEntry says so when no slot is left', () => {
     const t = deriveAdt(j274, two, { memoryMapSlots: 0 });
     const mm = findAdt(t, '/chosen/memory-map')!.node;
