@@ -1,4 +1,4 @@
-import { FILETYPE_NAMES, MH_EXECUTE, archName, cpuName } from './macho-constants.js';
+import { FILETYPE_NAMES, MH_EXECUTE, PLATFORM_NAMES, archName, cpuName } from './macho-constants.js';
 import { loadCommandName } from './load-commands.js';
 import { commandOf, entryPoint, uuidString, type MachO } from './macho.js';
 import { KERNEL_ENTRY_ID, filesetEntries, isFileset, openEntry } from './fileset.js';
@@ -19,6 +19,8 @@ export interface MachOSummary {
   ncmds: number;
   sizeofcmds: number;
   uuid?: string;
+  /** LC_BUILD_VERSION or LC_VERSION_MIN_*: platform, minimum OS and SDK as "X.Y.Z". */
+  build?: { platform: string; minos: string; sdk: string };
   entry?: { vmaddr: bigint; source: string };
   segments: { name: string; vmaddr: bigint; vmsize: bigint; fileoff: bigint; filesize: bigint; maxprot: number; initprot: number; nsects: number }[];
   loadCommands: { cmd: string; cmdsize: number }[];
@@ -27,6 +29,17 @@ export interface MachOSummary {
   prelinkedKexts?: number;
   fixups: { chained: string[]; dyldInfo: boolean };
   codeSignature?: { blobs: string[]; identifier?: string };
+}
+
+/** Versions in LC_BUILD_VERSION are nibbles xxxx.yy.zz (mach-o/loader.h). */
+const xyz = (v: number) => `${v >>> 16}.${(v >>> 8) & 0xff}.${v & 0xff}`;
+
+function buildVersion(m: MachO): MachOSummary['build'] {
+  const b = commandOf(m, 'build_version');
+  if (b) return { platform: PLATFORM_NAMES[b.platform] ?? `platform ${b.platform}`, minos: xyz(b.minos), sdk: xyz(b.sdk) };
+  const v = commandOf(m, 'version_min');
+  if (v) return { platform: loadCommandName(v.cmd).replace('LC_VERSION_MIN_', ''), minos: xyz(v.version), sdk: xyz(v.sdk) };
+  return undefined;
 }
 
 function versionOut(v: DarwinVersion | undefined) {
@@ -45,6 +58,7 @@ export function summarizeMachO(m: MachO): MachOSummary {
     ncmds: m.header.ncmds,
     sizeofcmds: m.header.sizeofcmds,
     uuid: uuidString(m),
+    build: buildVersion(m),
     entry: entryPoint(m),
     segments: m.segments.map((g) => ({ name: g.segname, vmaddr: g.vmaddr, vmsize: g.vmsize, fileoff: g.fileoff, filesize: g.filesize, maxprot: g.maxprot, initprot: g.initprot, nsects: g.nsects })),
     loadCommands: m.commands.map((c) => ({ cmd: loadCommandName(c.cmd), cmdsize: c.cmdsize })),

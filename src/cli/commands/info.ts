@@ -69,6 +69,7 @@ export const infoCommand = defineCommand({
     rows.push(['filetype', m.filetype]);
     rows.push(['load commands', `${m.ncmds} (${m.sizeofcmds} bytes)`]);
     if (m.uuid) rows.push(['uuid', m.uuid]);
+    if (m.build) rows.push(['build', `${m.build.platform} ${m.build.minos} (SDK ${m.build.sdk})`]);
     if (m.entry) rows.push(['entry', `${hex(m.entry.vmaddr)} (${m.entry.source})`]);
     if (m.darwinVersion) rows.push(['darwin', `${m.darwinVersion.major}.${m.darwinVersion.minor}.${m.darwinVersion.patch}  (${m.darwinVersion.text})`]);
     if (m.filesetEntries !== undefined) rows.push(['fileset entries', String(m.filesetEntries)]);
