@@ -1,5 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import path from 'node:path';
 import { parseFdt, serializeFdt } from '../../src/dtb/fdt.js';
 import { fdtToJson, fdtFromJson } from '../../src/dtb/tree-json.js';
 import { queryFdt } from '../../src/dtb/fdt-views.js';
@@ -83,6 +84,17 @@ describe('FDT: the upstream t8103-j274 tree (skipped when linux-source-6.1 or dt
   const dtb = j274Dtb();
   it.skipIf(!dtb)('round-trips Linux\'s j274 blob byte for byte and matches dtc\'s view', () => {
     const blob = new Uint8Array(readFileSync(dtb!));
+    const fdt = parseFdt(blob);
+    expect(Buffer.compare(Buffer.from(serializeFdt(fdt)), Buffer.from(blob))).toBe(0);
+    expect(ourLines(fdt)).toEqual(dtsLines(decompile(blob).dts));
+  });
+});
+
+// Device trees shipped with Debian's QEMU (PowerPC boards, built by dtc elsewhere): third-party blobs.
+const qemuDtbs = existsSync('/usr/share/qemu') ? readdirSync('/usr/share/qemu').filter((f) => f.endsWith('.dtb')).map((f) => path.join('/usr/share/qemu', f)) : [];
+describe.skipIf(!dtc || qemuDtbs.length === 0)('FDT: QEMU\'s shipped .dtb files (skipped without qemu-system data or dtc)', () => {
+  it.each(qemuDtbs)('%s round-trips and matches dtc', (f) => {
+    const blob = new Uint8Array(readFileSync(f));
     const fdt = parseFdt(blob);
     expect(Buffer.compare(Buffer.from(serializeFdt(fdt)), Buffer.from(blob))).toBe(0);
     expect(ourLines(fdt)).toEqual(dtsLines(decompile(blob).dts));
