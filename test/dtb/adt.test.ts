@@ -41,6 +41,13 @@ describe('ADT: the Mac mini M1 (j274) device tree', () => {
     if (t.tree.kind === 'adt') expect(Buffer.compare(Buffer.from(serializeAdt(t.tree.root)), Buffer.from(raw))).toBe(0);
   });
 
+  it('opens the bare LZFSE payload as well', () => {
+    const t = openDeviceTree(new Uint8Array(readFileSync(path.join(dir, 'DeviceTree.j274ap.dtre.lzfse'))));
+    expect(t.layers).toEqual(['lzfse']);
+    if (t.tree.kind !== 'adt') throw new Error('not an ADT');
+    expect(Buffer.compare(Buffer.from(serializeAdt(t.tree.root)), Buffer.from(raw))).toBe(0);
+  });
+
   it('names the root "device-tree" and answers path and glob queries', () => {
     expect(adtNodeName(root)).toBe('device-tree');
     expect(findAdt(root, '/arm-io/uart0')?.path).toBe('/arm-io/uart0');
