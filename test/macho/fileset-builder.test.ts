@@ -5,7 +5,7 @@ import path from 'node:path';
 import { tool } from '../../src/host/tools.js';
 import { FormatError } from '../../src/errors.js';
 import { buildFileset, DEFAULT_KC_BASE } from '../../src/macho/fileset-builder.js';
-import { parseMachO, entryPoint, findSegment, uuidString, type MachO } from '../../src/macho/macho.js';
+import { parseMachO, serializeMachO, entryPoint, findSegment, uuidString, type MachO } from '../../src/macho/macho.js';
 import { filesetEntries, openEntry } from '../../src/macho/fileset.js';
 import { parseChainedFixups, walkChainedFixups, DYLD_CHAINED_PTR_64_KERNEL_CACHE } from '../../src/macho/fixups.js';
 import { listKexts } from '../../src/macho/kext.js';
@@ -53,6 +53,11 @@ describe.skipIf(missing !== undefined)('fileset builder (clang + ld64.lld inputs
       expect(em.segments.find((s) => s.segname === '__PAGEZERO')).toBeUndefined();
       for (const s of em.segments) for (const c of s.sections) if (c.offset) expect(BigInt(c.offset) - s.fileoff).toBe(c.addr - s.vmaddr);
     }
+  });
+
+  it('reads back byte for byte through the serializer (top level and every entry view)', () => {
+    expect(Buffer.compare(serializeMachO(m), kc)).toBe(0);
+    for (const e of filesetEntries(m)) expect(Buffer.compare(serializeMachO(openEntry(m, e)), kc), e.id).toBe(0);
   });
 
   it('finds the kernel version and entry point', () => {
