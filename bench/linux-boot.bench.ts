@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,10 +21,8 @@ export interface LinuxGuest {
   dir: string;
   image: string;
   initrd: string;
-  /** The upstream t8103-j274 FDT of the same kernel source. */
+  /** The upstream t8103-j274 FDT of the same kernel source: the base of the VM's FDT. */
   baseDtb: string;
-  /** The VM's FDT, derived from the layout by `m1prep dtree layout` (null if the CLI lacks it). */
-  vmDtb: string | null;
 }
 
 export const INIT_MARKER = 'M1PREP-INIT-OK';
@@ -42,14 +40,14 @@ export function buildLinuxGuest(log?: (s: string) => void): LinuxGuest {
   if (r.status !== 0) throw new Error(`build-linux-guest.sh failed (${r.status ?? r.signal}):\n${(r.stderr ?? '').split('\n').slice(-30).join('\n')}`);
   log?.(r.stderr);
   const dir = r.stdout.trim().split('\n').pop()!;
-  const vm = path.join(dir, 't8103-virt.dtb');
-  return {
-    dir,
-    image: path.join(dir, 'Image'),
-    initrd: path.join(dir, 'initramfs.cpio.gz'),
-    baseDtb: path.join(dir, 't8103-j274.dtb'),
-    vmDtb: existsSync(vm) ? vm : null,
-  };
+  return { dir, image: path.join(dir, 'Image'), initrd: path.join(dir, 'initramfs.cpio.gz'), baseDtb: path.join(dir, 't8103-j274.dtb') };
+}
+
+/** The VM's FDT for `cpus` CPUs, derived from the base tree and the layout by the CLI. */
+export function deriveVmDtb(g: LinuxGuest, cpus: number, out: string): string {
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin/m1prep.js'), 'dtree', 'layout', '--fdt', g.baseDtb, '--cpus', String(cpus), '-o', out], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`m1prep dtree layout failed (${r.status}): ${r.stderr}`);
+  return out;
 }
 
 /**
@@ -127,11 +125,10 @@ export function qemuArgs(g: LinuxGuest, disk: string, cpus: number): string[] {
 }
 
 /** m1prep's own machine, through the CLI as a user runs it. */
-export function m1prepBootArgs(g: LinuxGuest, disk: string, cpus: number, expect: string[], timeoutS: number): string[] {
-  if (!g.vmDtb) throw new Error('no VM device tree: `m1prep dtree layout` is not available');
+export function m1prepBootArgs(g: LinuxGuest, dtb: string, disk: string, cpus: number, expect: string[], timeoutS: number): string[] {
   return [
     path.join(repoRoot, 'bin/m1prep.js'), 'boot',
-    '--kernel', g.image, '--initrd', g.initrd, '--dtb', g.vmDtb, '--disk', disk,
+    '--kernel', g.image, '--initrd', g.initrd, '--dtb', dtb, '--disk', disk,
     '--append', 'earlycon console=ttySAC0',
     '--cpus', String(cpus), '--verify', '--timeout', String(timeoutS),
     ...expect.flatMap((e) => ['--expect', e]),
@@ -148,7 +145,8 @@ export default async function bench(): Promise<BenchResult[]> {
     for (const cpus of [1, 4]) {
       const q = await runGuest('qemu-system-aarch64', qemuArgs(g, disk.path, cpus), { until, timeoutMs: 120_000, stopWhenSeen: true });
       const qms = q.seen.get(INIT_MARKER);
-      const ours = await runGuest(process.execPath, m1prepBootArgs(g, disk.path, cpus, until, 120), { until, timeoutMs: 150_000, stopWhenSeen: false });
+      const dtb = deriveVmDtb(g, cpus, path.join(work, `t8103-virt-${cpus}.dtb`));
+      const ours = await runGuest(process.execPath, m1prepBootArgs(g, dtb, disk.path, cpus, until, 120), { until, timeoutMs: 150_000, stopWhenSeen: false });
       const oms = ours.seen.get(INIT_MARKER);
       const ok = oms !== undefined && ours.seen.has(disk.marker) && ours.code === 0;
       results.push({

@@ -2,8 +2,8 @@
 # Builds m1prep's Linux proof guest, outside the clone, once per input:
 #   Image                 Debian's linux-source-6.1 for arm64, allnoconfig + guests/linux/m1prep.config
 #   initramfs.cpio.gz     Debian's busybox-static (arm64) + guests/linux/init, from guests/linux/initramfs.list
-#   t8103-j274.dtb        the upstream device tree of that source (base for the layout)
-#   t8103-virt.dtb        the VM's FDT, derived by `m1prep dtree layout --fdt` (when the CLI has it)
+#   t8103-j274.dtb        the upstream device tree of that source (scripts/build-t8103-dtb.sh), the
+#                         base from which `m1prep dtree layout --fdt` derives the VM's FDT
 # into ${M1PREP_CACHE:-$HOME/.cache/m1prep}/linux-6.1-<hash of the inputs>/ and prints that directory
 # as the last line of stdout. A second run with the same inputs only checks the stamp (instant).
 # Needs: gcc-aarch64-linux-gnu, linux-source-6.1, gcc, make, bc, bison, flex, cpio, gzip, dtc
@@ -41,20 +41,8 @@ mkdir -p "$cache"
 exec 9>"$cache/linux-guest.lock"
 flock 9
 
-derive_fdt() {
-  # The VM's FDT comes from the layout, which changes independently of the kernel: always re-derive
-  # it (milliseconds) when the CLI offers `dtree layout`.
-  local cli="$root/bin/m1prep.js"
-  if [ -f "$root/dist/src/cli/main.js" ] && node "$cli" dtree layout --help 2>&1 | grep -q -- '--fdt'; then
-    node "$cli" dtree layout --fdt "$out/t8103-j274.dtb" -o "$out/t8103-virt.dtb" >&2
-  else
-    log "note: 'm1prep dtree layout' is not available (run npx tsc -p . first); t8103-virt.dtb not derived"
-  fi
-}
-
 if [ -f "$out/done" ]; then
   log "cached: $out"
-  derive_fdt
   echo "$out"
   exit 0
 fi
@@ -103,12 +91,9 @@ if [ ! -f "$kernel/Image" ]; then
 fi
 cp "$kernel/Image" "$kernel/kernel.config" "$out.tmp/"
 
-# 4. Base FDT: the upstream t8103-j274 device tree of the same source, through the C preprocessor
-#    like the kernel's own dtbs rule (includes and macros), then dtc.
-dts="$srcdir/arch/arm64/boot/dts/apple/t8103-j274.dts"
-cpp -nostdinc -undef -D__DTS__ -x assembler-with-cpp -I "$srcdir/include" \
-  -I "$srcdir/arch/arm64/boot/dts" -I "$srcdir/scripts/dtc/include-prefixes" "$dts" \
-  | dtc -q -I dts -O dtb -o "$out.tmp/t8103-j274.dtb" -
+# 4. Base FDT: the upstream t8103-j274 tree of the same source, built by the device-tree area's
+#    script. The VM's FDT is derived from it per CPU count by `m1prep dtree layout --fdt`.
+cp "$(M1PREP_CACHE="$cache" bash "$here/build-t8103-dtb.sh")" "$out.tmp/t8103-j274.dtb"
 
 # 5. Initramfs: busybox-static for arm64 from Debian, fetched with a private apt state (no change to
 #    the host's architectures or package lists), packed with the kernel's gen_init_cpio.
@@ -139,5 +124,4 @@ exec 2>&3
 rm -rf "$out"
 mv "$out.tmp" "$out"
 touch "$out/done"
-derive_fdt
 echo "$out"
