@@ -168,6 +168,19 @@ describe('deriveFdt: the Linux guest\'s tree (skipped when linux-source-6.1 or d
     expect(fdtStrings(findFdt(fdt.root, '/aliases')!.node, 'serial0')).toEqual([`/soc/serial@${layout.uart0.base.toString(16)}`]);
   });
 
+  it.skipIf(!dtb)('puts every /soc device inside a window of the VMM\'s device map', () => {
+    const fdt = derived();
+    const map = deviceMap(selectCpus(layout, 4));
+    for (const n of findFdt(fdt.root, '/soc')!.node.children) {
+      const c = fdtCells(fdtProp(n, 'reg')!.value);
+      for (let i = 0; i + 3 < c.length; i += 4) {
+        const base = (BigInt(c[i]!) << 32n) | BigInt(c[i + 1]!);
+        const size = (BigInt(c[i + 2]!) << 32n) | BigInt(c[i + 3]!);
+        expect(map.some((e) => e.kind !== 'ram' && base === e.base && size === e.size), n.name).toBe(true);
+      }
+    }
+  });
+
   it.skipIf(!dtb)('routes PCI INTx to the layout\'s AIC inputs and describes memory and initrd', () => {
     const fdt = derived();
     const pci = findFdt(fdt.root, '/soc/pcie')!.node;
