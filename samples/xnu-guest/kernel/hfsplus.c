@@ -9,6 +9,7 @@
 #define kBTLeafNode (-1)
 #define kHFSPlusFolderRecord 1
 #define kHFSPlusFileRecord 2
+#define MAX_LEAF_NODES 16384 /* bounds the leaf walk even if the chain loops */
 
 static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
@@ -59,7 +60,7 @@ static const uint8_t *catalog_find(const struct hfs *h, uint32_t parent, const c
 	const uint8_t *hdr = fork_ptr(h, h->catalog_fork, 0, 512);
 	if (!hdr) panic("HFS+: catalog header node is not mapped");
 	uint32_t node = be32(hdr + 14 + 10), total = be32(hdr + 14 + 22);
-	for (uint32_t visited = 0; node && visited < total; visited++) {
+	for (uint32_t visited = 0; node && visited < total && visited < MAX_LEAF_NODES; visited++) {
 		const uint8_t *nd = fork_ptr(h, h->catalog_fork, (uint64_t)node * h->node_size, h->node_size);
 		if (!nd) panic("HFS+: catalog node %u is not mapped", node);
 		if ((int8_t)nd[8] != kBTLeafNode) panic("HFS+: catalog node %u is not a leaf", node);
