@@ -26,6 +26,8 @@ export interface MachOSummary {
   loadCommands: { cmd: string; cmdsize: number }[];
   darwinVersion?: { major: number; minor: number; patch: number; text: string };
   filesetEntries?: number;
+  /** Each LC_FILESET_ENTRY: bundle id, address and file offset of its mach header. */
+  entries?: { id: string; vmaddr: bigint; fileoff: bigint }[];
   prelinkedKexts?: number;
   fixups: { chained: string[]; dyldInfo: boolean };
   codeSignature?: { blobs: string[]; identifier?: string };
@@ -67,6 +69,7 @@ export function summarizeMachO(m: MachO): MachOSummary {
   if (isFileset(m)) {
     const entries = filesetEntries(m);
     s.filesetEntries = entries.length;
+    s.entries = entries.map((e) => ({ id: e.id, vmaddr: e.vmaddr, fileoff: e.fileoff }));
     const k = entries.find((e) => e.id === KERNEL_ENTRY_ID);
     if (k) {
       const km = openEntry(m, k);

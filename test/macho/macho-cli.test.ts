@@ -68,6 +68,8 @@ describe.skipIf(missing !== undefined)('m1prep kexts / extract on a built collec
     expect(j.container.layers).toEqual(['im4p:krnl', 'lzfse']);
     expect(j.macho.filetype).toBe('MH_FILESET');
     expect(j.macho.filesetEntries).toBe(3);
+    expect(j.macho.entries.map((e: { id: string }) => e.id)).toEqual(['com.apple.kernel', 'com.example.kexta', 'com.example.kextb']);
+    expect(j.macho.entries[0].vmaddr).toBe(j.macho.segments[1].vmaddr);
     expect(j.macho.darwinVersion).toMatchObject({ major: 21, minor: 4, patch: 0 });
     expect(j.macho.fixups.chained).toEqual(['DYLD_CHAINED_PTR_64_KERNEL_CACHE']);
     expect(j.macho.entry.source).toBe('LC_UNIXTHREAD');
