@@ -4,7 +4,7 @@ import { ByteSink, alignUpBig, setU64 } from './macho-bytes.js';
 import {
   ARM_THREAD_STATE64, CPU_TYPE_ARM64, FILETYPE_NAMES, LC_UNIXTHREAD, LC_CODE_SIGNATURE, LC_DYLD_CHAINED_FIXUPS, LC_DYLD_CHAINED_FIXUPS as LC_CHAINED,
   LC_FILESET_ENTRY, LC_SEGMENT_64, LC_UUID, MACH_HEADER_64_SIZE, MH_BUNDLE, MH_DYLIB, MH_EXECUTE, MH_FILESET,
-  MH_KEXT_BUNDLE, MH_MAGIC_64,
+  MH_KEXT_BUNDLE, MH_MAGIC_64, MH_PIE,
 } from './macho-constants.js';
 import { commandOf, headerVmaddr, parseMachO, type MachO } from './macho.js';
 import { KERNEL_ENTRY_ID } from './fileset.js';
@@ -261,6 +261,10 @@ function openImage(id: string, bytes: Uint8Array, filetypes: number[]): Image {
   }
   if (!filetypes.includes(m.header.filetype)) {
     throw new FormatError(`${id} mach_header_64`, 12n, `filetype ${FILETYPE_NAMES[m.header.filetype] ?? m.header.filetype} cannot go in a collection here (expected ${filetypes.map((f) => FILETYPE_NAMES[f]).join(' or ')})`);
+  }
+  if (m.header.filetype === MH_EXECUTE && !(m.header.flags & MH_PIE)) {
+    // Without MH_PIE the linker wrote no rebase information: absolute pointers inside could not follow the move.
+    throw new FormatError(`${id} mach_header_64`, 24n, 'not position-independent (linked with -no_pie): its pointers cannot be moved into a collection');
   }
   const d = commandOf(m, 'dysymtab');
   if (d && (d.nextrel > 0 || d.nlocrel > 0)) throw new FormatError(`${id} LC_DYSYMTAB`, BigInt(d.offset), 'classic relocation entries are not supported (link with ld64.lld)');

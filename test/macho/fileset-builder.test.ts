@@ -188,6 +188,10 @@ describe.skipIf(missing !== undefined)('fileset builder (clang + ld64.lld inputs
     expect(String((err as Error).message)).toMatch(/com\.example\.kextb.*_kexta_(fn|other)/);
   });
 
+  it('refuses a kernel linked with -no_pie (no rebase information to move it by)', () => {
+    expect(() => buildFileset({ kernel: readFileSync(fx.kernelNoPie), kexts: [] })).toThrow(/-no_pie/);
+  });
+
   it('is deterministic', () => {
     const again = buildFileset({
       kernel: readFileSync(fx.kernel),
