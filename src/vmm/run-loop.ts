@@ -41,6 +41,7 @@ export interface TraceSink {
 export class RunLoop {
   readonly stats: RunStats = { exits: {}, rounds: 0, sleeps: 0 };
   private readonly halted: boolean[];
+  private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
   private stopReason: StopReason | null = null;
   trace: TraceSink = {};
   /** Checked after every round: return a reason to stop (markers seen, watchdog reset...). */
@@ -210,9 +211,14 @@ export class RunLoop {
           continue;
         }
         const ticks = deadline - this.target.counter();
-        const ms = ticks <= 0n ? 0 : Number((ticks * 1000n) / COUNTER_HZ);
+        const ms = ticks <= 0n ? 0 : Number((ticks * 1_000_000n) / COUNTER_HZ) / 1000;
         this.stats.sleeps++;
-        await new Promise((r) => setTimeout(r, Math.min(ms, 100)));
+        if (ms < 2) {
+          // Timers resolve to a millisecond: wait precisely (blocking) for short deadlines.
+          if (ms > 0) Atomics.wait(this.sleeper, 0, 0, ms);
+        } else {
+          await new Promise((r) => setTimeout(r, Math.min(ms - 1, 100)));
+        }
         lastYield = Date.now();
         this.tick();
         continue;
