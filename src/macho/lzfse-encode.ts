@@ -19,7 +19,7 @@ import { lzvnEncode } from './lzvn-encode.js';
 /** Below this size the reference switches to LZVN (LZFSE_ENCODE_LZVN_THRESHOLD). */
 export const LZVN_THRESHOLD = 4096;
 
-const PARAMS: MatchParams = { maxDistance: MAX_D_VALUE, maxChain: 8, niceLength: 32, lazyBelow: 16, maxLength: 100 * MAX_M_VALUE };
+const PARAMS: MatchParams = { maxDistance: MAX_D_VALUE, niceLength: 32, lazyBelow: 16, maxLength: 100 * MAX_M_VALUE };
 
 function put32(b: Uint8Array, o: number, v: number): void {
   b[o] = v & 0xff;
@@ -213,46 +213,75 @@ class BlockEncoder {
     this.dEnc.init(freq, L_SYMBOLS + M_SYMBOLS, D_STATES);
     this.litEnc.init(freq, L_SYMBOLS + M_SYMBOLS + D_SYMBOLS, LITERAL_STATES);
 
-    // Literals, last first, so that the decoder (reading backwards) gets the first first.
-    const w = new BitWriter(out, headerSize);
-    const le = this.litEnc;
     const ls = [0, 0, 0, 0];
-    for (let i = nLit - 4; i >= 0; i -= 4) {
-      for (let j = 3; j >= 0; j--) {
-        const sym = lits[i + j]!;
-        const s = ls[j]!;
-        const hi = s >= le.s0[sym]!;
-        const nb = hi ? le.k[sym]! : le.k[sym]! - 1;
-        w.push(nb, s & ((1 << nb) - 1));
-        ls[j] = (hi ? le.delta0[sym]! : le.delta1[sym]!) + (s >> nb);
+    // The bit writer is inlined below (acc, nb, pos): at most 15 bits per push, and 2 bytes go
+    // out whenever 16 are pending, so acc never exceeds 31 bits.
+    let acc = 0;
+    let nb = 0;
+    let pos = headerSize;
+
+    // Literals, last first, so that the decoder (reading backwards) gets the first first.
+    {
+      const { s0, k, delta0, delta1 } = this.litEnc;
+      let st0 = 0, st1 = 0, st2 = 0, st3 = 0;
+      let sym = 0, n = 0, s = 0;
+      for (let i = nLit - 4; i >= 0; i -= 4) {
+        sym = lits[i + 3]!; s = st3; n = s >= s0[sym]! ? k[sym]! : k[sym]! - 1;
+        acc |= (s & ((1 << n) - 1)) << nb; nb += n; st3 = (s >= s0[sym]! ? delta0[sym]! : delta1[sym]!) + (s >> n);
+        if (nb >= 16) { out[pos++] = acc & 0xff; out[pos++] = (acc >>> 8) & 0xff; acc >>>= 16; nb -= 16; }
+        sym = lits[i + 2]!; s = st2; n = s >= s0[sym]! ? k[sym]! : k[sym]! - 1;
+        acc |= (s & ((1 << n) - 1)) << nb; nb += n; st2 = (s >= s0[sym]! ? delta0[sym]! : delta1[sym]!) + (s >> n);
+        if (nb >= 16) { out[pos++] = acc & 0xff; out[pos++] = (acc >>> 8) & 0xff; acc >>>= 16; nb -= 16; }
+        sym = lits[i + 1]!; s = st1; n = s >= s0[sym]! ? k[sym]! : k[sym]! - 1;
+        acc |= (s & ((1 << n) - 1)) << nb; nb += n; st1 = (s >= s0[sym]! ? delta0[sym]! : delta1[sym]!) + (s >> n);
+        if (nb >= 16) { out[pos++] = acc & 0xff; out[pos++] = (acc >>> 8) & 0xff; acc >>>= 16; nb -= 16; }
+        sym = lits[i]!; s = st0; n = s >= s0[sym]! ? k[sym]! : k[sym]! - 1;
+        acc |= (s & ((1 << n) - 1)) << nb; nb += n; st0 = (s >= s0[sym]! ? delta0[sym]! : delta1[sym]!) + (s >> n);
+        if (nb >= 16) { out[pos++] = acc & 0xff; out[pos++] = (acc >>> 8) & 0xff; acc >>>= 16; nb -= 16; }
       }
+      ls[0] = st0; ls[1] = st1; ls[2] = st2; ls[3] = st3;
     }
-    const literalBits = w.finish();
-    const literalPayload = w.pos - headerSize;
+    // Last partial bytes; the stream's bit count field says how much of the top byte is unused.
+    while (nb >= 8) { out[pos++] = acc & 0xff; acc >>>= 8; nb -= 8; }
+    let literalBits = 0;
+    if (nb > 0) { out[pos++] = acc & 0xff; literalBits = nb - 8; }
+    const literalPayload = pos - headerSize;
 
     // L, M, D: 8 zero bytes first, then triples last first (D, M, L: the decoder reads L first).
-    const lmdStart = w.pos;
-    for (let i = 0; i < 8; i++) out[w.pos++] = 0;
+    const lmdStart = pos;
+    for (let i = 0; i < 8; i++) out[pos++] = 0;
+    acc = 0;
+    nb = 0;
     let lState = 0, mState = 0, dState = 0;
-    const enc = (e: FseEncoder, sym: number, s: number): number => {
-      const hi = s >= e.s0[sym]!;
-      const nb = hi ? e.k[sym]! : e.k[sym]! - 1;
-      w.push(nb, s & ((1 << nb) - 1));
-      return (hi ? e.delta0[sym]! : e.delta1[sym]!) + (s >> nb);
-    };
-    for (let i = nMatch - 1; i >= 0; i--) {
-      const ds = dsym[i]!;
-      w.push(D_EXTRA_BITS[ds]!, dv[i]! - D_BASE_VALUE[ds]!);
-      dState = enc(this.dEnc, ds, dState);
-      const msym = M_SYMBOL_OF[mv[i]!]!;
-      w.push(M_EXTRA_BITS[msym]!, mv[i]! - M_BASE_VALUE[msym]!);
-      mState = enc(this.mEnc, msym, mState);
-      const lsym = L_SYMBOL_OF[lv[i]!]!;
-      w.push(L_EXTRA_BITS[lsym]!, lv[i]! - L_BASE_VALUE[lsym]!);
-      lState = enc(this.lEnc, lsym, lState);
+    {
+      const dE = this.dEnc, mE = this.mEnc, lE = this.lEnc;
+      let sym = 0, n = 0, s = 0;
+      for (let i = nMatch - 1; i >= 0; i--) {
+        sym = dsym[i]!;
+        n = D_EXTRA_BITS[sym]!; acc |= (dv[i]! - D_BASE_VALUE[sym]!) << nb; nb += n;
+        if (nb >= 16) { out[pos++] = acc & 0xff; out[pos++] = (acc >>> 8) & 0xff; acc >>>= 16; nb -= 16; }
+        s = dState; n = s >= dE.s0[sym]! ? dE.k[sym]! : dE.k[sym]! - 1;
+        acc |= (s & ((1 << n) - 1)) << nb; nb += n; dState = (s >= dE.s0[sym]! ? dE.delta0[sym]! : dE.delta1[sym]!) + (s >> n);
+        if (nb >= 16) { out[pos++] = acc & 0xff; out[pos++] = (acc >>> 8) & 0xff; acc >>>= 16; nb -= 16; }
+
+        sym = M_SYMBOL_OF[mv[i]!]!;
+        n = M_EXTRA_BITS[sym]!; acc |= (mv[i]! - M_BASE_VALUE[sym]!) << nb; nb += n;
+        if (nb >= 16) { out[pos++] = acc & 0xff; out[pos++] = (acc >>> 8) & 0xff; acc >>>= 16; nb -= 16; }
+        s = mState; n = s >= mE.s0[sym]! ? mE.k[sym]! : mE.k[sym]! - 1;
+        acc |= (s & ((1 << n) - 1)) << nb; nb += n; mState = (s >= mE.s0[sym]! ? mE.delta0[sym]! : mE.delta1[sym]!) + (s >> n);
+        if (nb >= 16) { out[pos++] = acc & 0xff; out[pos++] = (acc >>> 8) & 0xff; acc >>>= 16; nb -= 16; }
+
+        sym = L_SYMBOL_OF[lv[i]!]!;
+        n = L_EXTRA_BITS[sym]!; acc |= (lv[i]! - L_BASE_VALUE[sym]!) << nb; nb += n;
+        s = lState; n = s >= lE.s0[sym]! ? lE.k[sym]! : lE.k[sym]! - 1;
+        acc |= (s & ((1 << n) - 1)) << nb; nb += n; lState = (s >= lE.s0[sym]! ? lE.delta0[sym]! : lE.delta1[sym]!) + (s >> n);
+        if (nb >= 16) { out[pos++] = acc & 0xff; out[pos++] = (acc >>> 8) & 0xff; acc >>>= 16; nb -= 16; }
+      }
     }
-    const lmdBits = w.finish();
-    const lmdPayload = w.pos - lmdStart;
+    while (nb >= 8) { out[pos++] = acc & 0xff; acc >>>= 8; nb -= 8; }
+    let lmdBits = 0;
+    if (nb > 0) { out[pos++] = acc & 0xff; lmdBits = nb - 8; }
+    const lmdPayload = pos - lmdStart;
 
     // Fixed header fields, packed as in the reference's lzfse_compressed_block_header_v2.
     put32(out, 0, MAGIC_V2);
@@ -263,7 +292,7 @@ class BlockEncoder {
     put32(out, 20, (ls[3]! >>> 2) | (lmdPayload << 8) | ((lmdBits + 7) << 28));
     put32(out, 24, headerSize);
     put32(out, 28, lState | (mState << 10) | (dState << 20));
-    return w.pos;
+    return pos;
   }
 }
 
