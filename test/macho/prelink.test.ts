@@ -20,6 +20,7 @@ import { objdumpHeaders } from '../fixtures/kc/llvm.js';
 // kernel: an MH_EXECUTE whose kexts are found only through that plist.
 
 const python = which(['python3']);
+if (!python) console.warn('python3 not installed: plist comparisons against plistlib skipped');
 
 /** plistlib's view of an XML plist as JSON (ints as strings to keep 64-bit values exact). */
 function plistlibJson(xml: string): unknown {
