@@ -214,12 +214,17 @@ export class RunLoop {
         const ms = ticks <= 0n ? 0 : Number((ticks * 1_000_000n) / COUNTER_HZ) / 1000;
         this.stats.sleeps++;
         if (ms < 2) {
-          // Timers resolve to a millisecond: wait precisely (blocking) for short deadlines.
+          // Timers resolve to a millisecond: wait precisely (blocking) for short deadlines, but
+          // still let the event loop run every yieldEvery ms.
           if (ms > 0) Atomics.wait(this.sleeper, 0, 0, ms);
+          if (Date.now() - lastYield >= yieldEvery) {
+            await new Promise((r) => setImmediate(r));
+            lastYield = Date.now();
+          }
         } else {
           await new Promise((r) => setTimeout(r, Math.min(ms - 1, 100)));
+          lastYield = Date.now();
         }
-        lastYield = Date.now();
         this.tick();
         continue;
       }
