@@ -63,8 +63,8 @@ describe.skipIf(!haveCross)('Linux 6.1 guest (skipped only without aarch64-linux
     }
     // The base FDT is the upstream j274 tree: dtc reads it back with the AIC and the s5l UART.
     const dts = spawnSync('dtc', ['-q', '-I', 'dtb', '-O', 'dts', guest.baseDtb], { encoding: 'utf8' }).stdout;
-    expect(dts).toContain('"apple,t8103-aic"');
-    expect(dts).toContain('"apple,s5l-uart"');
+    expect(dts).toMatch(/compatible = "apple,t8103-aic\b/);
+    expect(dts).toMatch(/compatible = "apple,s5l-uart\b/);
   });
 
   it.skipIf(!tool('qemu-system-aarch64'))('the same Image boots on qemu -M virt and reads the disk (independent check of the guest)', async () => {
@@ -80,10 +80,10 @@ describe.skipIf(!haveCross)('Linux 6.1 guest (skipped only without aarch64-linux
     const dts = spawnSync('dtc', ['-q', '-I', 'dtb', '-O', 'dts', dtb], { encoding: 'utf8' }).stdout;
     const node = nodeBody(dts, 'pci-host-ecam-generic');
     expect(node, 'no pci-host-ecam-generic node').not.toBeNull();
-    expect(BigInt(`0x${node![1]}`)).toBe(layout.pcie.ecam.base);
+    expect(BigInt(`0x${node![0]}`)).toBe(layout.pcie.ecam.base);
     // interrupt-map: <child unit address (3 cells)> <pin> <aic phandle> <type irq flags>, one row
     // per slot and pin; each must name the AIC input our host drives for that slot and pin.
-    const map = /interrupt-map = <([^>]*)>/.exec(node![2]!);
+    const map = /interrupt-map = <([^>]*)>/.exec(node![1]);
     expect(map, 'no interrupt-map').not.toBeNull();
     const cells = map![1]!.trim().split(/\s+/).map((c) => Number(c));
     const rowLen = 8;
