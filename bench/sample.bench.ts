@@ -29,7 +29,7 @@ export default async function (): Promise<BenchResult[]> {
     const flavour = loadFlavours(path.join(sampleRoot(), 'flavours.yaml')).find((f) => f.profile === '12.3')!;
     const steps: Array<{ step: string; at: bigint }> = [];
     const t0 = process.hrtime.bigint();
-    const b = buildSample(flavour, { sampleRoot: sampleRoot(), outRoot: dir, force: true, onStep: (step) => steps.push({ step, at: process.hrtime.bigint() }) });
+    const b = await buildSample(flavour, { sampleRoot: sampleRoot(), outRoot: dir, force: true, onStep: (step) => steps.push({ step, at: process.hrtime.bigint() }) });
     const total = Number(process.hrtime.bigint() - t0) / 1e9;
     // clang + ld64.lld: from the start to the "build the MH_FILESET" step.
     const fileset = steps.find((s) => s.step.startsWith('build the MH_FILESET'))!;

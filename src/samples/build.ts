@@ -1,6 +1,7 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { HostError, M1prepError } from '../errors.js';
 import { tool } from '../host/tools.js';
@@ -47,13 +48,32 @@ const CFLAGS = [
   '-mstrict-align', '-Wall', '-Wextra', '-Werror',
 ];
 
-function run(cmd: string, args: string[], what: string): void {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.error) throw new HostError(`${what}: cannot run ${cmd}: ${r.error.message}`);
-  if (r.status !== 0) {
-    const msg = `${r.stderr ?? ''}${r.stdout ?? ''}`.trim().split('\n').slice(0, 12).join('\n');
-    throw new M1prepError(`${what} failed (${path.basename(cmd)} exit ${r.status}):\n${msg}`);
-  }
+function run(cmd: string, args: string[], what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => { text += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { text += d.toString(); });
+    child.on('error', (e) => reject(new HostError(`${what}: cannot run ${cmd}: ${e.message}`)));
+    child.on('close', (code) => {
+      if (code === 0) resolve();
+      else reject(new M1prepError(`${what} failed (${path.basename(cmd)} exit ${code}):\n${text.trim().split('\n').slice(0, 12).join('\n')}`));
+    });
+  });
+}
+
+/** Run jobs with at most `width` at a time (the compiler processes are the slow part). */
+async function pool<T>(items: T[], width: number, job: (item: T) => Promise<string>): Promise<string[]> {
+  const out: string[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await job(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(width, items.length)) }, worker));
+  return out;
 }
 
 function sourcesOf(dir: string): string[] {
@@ -76,7 +96,7 @@ function toolchain(): { clang: string; ld: string } {
   return { clang, ld };
 }
 
-export function buildSample(flavour: SampleFlavour, opts: BuildOptions): SampleBuild {
+export async function buildSample(flavour: SampleFlavour, opts: BuildOptions): Promise<SampleBuild> {
   const src = path.join(opts.sampleRoot, 'xnu-guest');
   const dir = path.join(opts.outRoot, flavour.profile);
   const result = { flavour, dir, collection: path.join(dir, 'kernelcache.macho'), im4p: path.join(dir, 'kernelcache.im4p') };
@@ -99,26 +119,28 @@ export function buildSample(flavour: SampleFlavour, opts: BuildOptions): SampleB
   mkdirSync(dir, { recursive: true });
   const work = mkdtempSync(path.join(dir, '.obj-'));
   try {
-    const compile = (file: string): string => {
+    const compile = async (file: string): Promise<string> => {
       const obj = path.join(work, path.relative(src, file).replace(/[/\\]/g, '_') + '.o');
-      run(clang, [...cflags, '-c', file, '-o', obj], `compiling ${path.relative(opts.sampleRoot, file)}`);
+      await run(clang, [...cflags, '-c', file, '-o', obj], `compiling ${path.relative(opts.sampleRoot, file)}`);
       return obj;
     };
+    const jobs = availableParallelism();
     const platform = ['-arch', 'arm64', '-platform_version', 'macos', `${macosMajor(flavour)}.0`, `${macosMajor(flavour)}.0`];
     opts.onStep?.(`compile kernel (${target}, Darwin ${flavour.darwin}, BOOT_LINE_LENGTH ${flavour.bootLineLength})`);
-    const kobjs = files.filter((f) => f.startsWith(path.join(src, 'kernel') + path.sep) && /\.(c|S)$/.test(f)).map(compile);
+    const kobjs = await pool(files.filter((f) => f.startsWith(path.join(src, 'kernel') + path.sep) && /\.(c|S)$/.test(f)), jobs, compile);
     const kernelPath = path.join(work, 'kernel');
     opts.onStep?.('link kernel (ld64.lld, MH_EXECUTE)');
-    run(ld, [...platform, '-execute', '-e', '__start', '-o', kernelPath, ...kobjs], 'linking the kernel');
-    const kexts = KEXTS.map((k) => {
+    await run(ld, [...platform, '-execute', '-e', '__start', '-o', kernelPath, ...kobjs], 'linking the kernel');
+    const kexts = [];
+    for (const k of KEXTS) {
       opts.onStep?.(`compile and link kext ${k.id}`);
       const kdir = path.join(src, 'kexts', k.dir);
-      const objs = files.filter((f) => f.startsWith(kdir + path.sep) && f.endsWith('.c')).map(compile);
+      const objs = await pool(files.filter((f) => f.startsWith(kdir + path.sep) && f.endsWith('.c')), jobs, compile);
       const out = path.join(work, k.id);
       // Imports resolve against the kernel (ordinal "main executable"); no lazy binding in a collection.
-      run(ld, [...platform, '-bundle', '-bundle_loader', kernelPath, '-o', out, ...objs], `linking kext ${k.id}`);
-      return { id: k.id, macho: new Uint8Array(readFileSync(out)), infoPlist: readFileSync(path.join(kdir, 'Info.plist'), 'utf8') };
-    });
+      await run(ld, [...platform, '-bundle', '-bundle_loader', kernelPath, '-o', out, ...objs], `linking kext ${k.id}`);
+      kexts.push({ id: k.id, macho: new Uint8Array(readFileSync(out)), infoPlist: readFileSync(path.join(kdir, 'Info.plist'), 'utf8') });
+    }
     opts.onStep?.('build the MH_FILESET collection (chained fixups, imports bound)');
     const kernel = readFileSync(kernelPath);
     // The builder gets copies: the linker's outputs are kept as they were (for llvm-objdump).

@@ -20,7 +20,7 @@ export const sampleCommand = defineCommand({
       .example('$0 sample build 12.3', 'build samples/build/12.3/kernelcache.im4p')
       .example('$0 sample build', 'build every flavour (11.x ... 15.x) and the base device tree')
       .example('$0 sample list --json', 'the flavours, machine-readable'),
-  run: (args, ui) => {
+  run: async (args, ui) => {
     const root = sampleRoot();
     const flavours = selectFlavours(loadFlavours(path.join(root, 'flavours.yaml')), (args.flavours as string[] | undefined) ?? []);
     if (args.action === 'list') {
@@ -31,10 +31,11 @@ export const sampleCommand = defineCommand({
     const outRoot = path.resolve(args.out ?? defaultSampleOut());
     const opts = { sampleRoot: root, outRoot, force: args.force, onStep: (s: string) => ui.verbose(`  ${s}`) };
     const deviceTree = buildSampleDeviceTree(opts);
-    const built = flavours.map((f, i) => {
+    const built = [];
+    for (const [i, f] of flavours.entries()) {
       ui.info(`[${i + 1}/${flavours.length}] sample ${f.profile} (Darwin ${f.darwin})`);
-      return buildSample(f, opts);
-    });
+      built.push(await buildSample(f, opts));
+    }
     if (ui.json) {
       ui.emitJson({ deviceTree, samples: built.map((b) => ({ profile: b.flavour.profile, darwin: b.flavour.darwin, collection: b.collection, im4p: b.im4p, cached: b.cached })) });
       return 0;

@@ -62,10 +62,10 @@ describe.skipIf(!haveToolchain)('planXnuBoot on the sample collection (skipped w
   const built: Record<string, { kc: Uint8Array; kernel: string }> = {};
   const ramdisk = new Uint8Array(3 * 16384 + 123).map((_, i) => (i * 7) & 0xff);
 
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'm1prep-xnu-'));
     for (const f of loadFlavours(path.join(repoRoot, 'samples/flavours.yaml')).filter((x) => x.profile === '12.3' || x.profile === '14.x')) {
-      const b = buildSample(f, { sampleRoot: path.join(repoRoot, 'samples'), outRoot: dir });
+      const b = await buildSample(f, { sampleRoot: path.join(repoRoot, 'samples'), outRoot: dir });
       built[f.darwin] = { kc: new Uint8Array(readFileSync(b.collection)), kernel: path.join(b.dir, 'kernel') };
     }
   });
