@@ -8,6 +8,8 @@ import { CPU_SUBTYPE_ARM64E, CPU_SUBTYPE_MASK, CPU_TYPE_ARM64, archName } from '
 // fat slice, parse. What the CLI commands share.
 
 export interface OpenedMachO {
+  /** The file as given. */
+  input: Uint8Array;
   container: OpenedContainer;
   fat?: FatFile;
   slice?: FatArch;
@@ -35,25 +37,27 @@ export function openMachO(bytes: Uint8Array, opts: { arch?: string; requireMachO
     const fat = parseFat(p);
     if (fat.arches.length === 0) throw new FormatError('fat_header', 4n, 'no slices');
     const slice = pickSlice(fat, opts.arch);
-    return { container, fat, slice, macho: parseMachO(fatSlice(p, slice)) };
+    return { input: bytes, container, fat, slice, macho: parseMachO(fatSlice(p, slice)) };
   }
   if (isMachO64(p) || opts.requireMachO) {
     const m = parseMachO(p);
     const arch = archName(m.header.cputype, m.header.cpusubtype);
     if (opts.arch && opts.arch !== arch) throw new UsageError(`--arch ${opts.arch}: this is a thin ${arch} file`);
-    return { container, macho: m };
+    return { input: bytes, container, macho: m };
   }
-  return { container };
+  return { input: bytes, container };
 }
 
 /**
  * The file again after the Mach-O view was (possibly) edited: re-serialized, put back in its fat
- * slice, and wrapped by the same container layers. Byte-identical to the input when nothing changed
- * and the container's compression is deterministic (ours is).
+ * slice, and wrapped by the same container layers. When nothing changed this is the input itself
+ * (Apple's LZFSE output is not what our encoder would produce, so re-compressing is avoided).
  */
 export function writeBack(o: OpenedMachO): Uint8Array {
   if (!o.macho) throw new FormatError('mach_header_64', 0n, 'not a Mach-O');
   const thin = serializeMachO(o.macho);
+  const original = o.fat && o.slice ? fatSlice(o.container.payload, o.slice) : o.container.payload;
+  if (Buffer.compare(thin, original) === 0) return o.input;
   let payload = thin;
   if (o.fat && o.slice) {
     if (BigInt(thin.length) !== o.slice.size) throw new FormatError('fat_arch', 0n, 'slice size changed');

@@ -70,6 +70,12 @@ describe('fat files', () => {
       const o = openMachO(b, { arch: a.arch });
       expect(o.macho!.header.cputype).toBe(a.cputype);
       expect(Buffer.compare(writeBack(o), b)).toBe(0);
+      // An edit lands in its slice only: the other slice and the fat header are untouched.
+      o.macho!.header.reserved = 0xabcd;
+      const edited = writeBack(o);
+      const diff = [...edited].flatMap((x, i) => (x !== b[i] ? [i] : []));
+      expect(diff.length).toBeGreaterThan(0);
+      for (const i of diff) expect(i >= Number(a.offset) + 28 && i < Number(a.offset) + 32).toBe(true);
     }
   });
 });
