@@ -218,7 +218,31 @@ static bool copy_extent(const uint8_t *k, uint32_t kl, const uint8_t *v, uint32_
 	return false;
 }
 
+/* A disk image with a GUID partition table (what macOS's disk tools make): the APFS container is
+ * the partition of type 7C3457EF-0000-11AA-AA11-00306543ECAC. 512-byte sectors, as in disk images. */
+static const uint8_t APFS_PART_GUID[16] = {0xef, 0x57, 0x34, 0x7c, 0x00, 0x00, 0xaa, 0x11, 0xaa, 0x11, 0x00, 0x30, 0x65, 0x43, 0xec, 0xac};
+
+static bool gpt_apfs_partition(const uint8_t *img, uint64_t size, uint64_t *off, uint64_t *len) {
+	if (size < 1024 || memcmp(img + 512, "EFI PART", 8) != 0) return false;
+	uint64_t entries = rd64(img + 512 + 0x48) * 512;
+	uint32_t count = rd32(img + 512 + 0x50), esize = rd32(img + 512 + 0x54);
+	if (esize < 128 || esize > 4096 || count > 1024) return false;
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t e = entries + (uint64_t)i * esize;
+		if (e + 128 > size) return false;
+		if (memcmp(img + e, APFS_PART_GUID, 16) != 0) continue;
+		uint64_t first = rd64(img + e + 0x20) * 512, last = (rd64(img + e + 0x28) + 1) * 512;
+		if (first >= last || last > size) return false;
+		*off = first;
+		*len = last - first;
+		return true;
+	}
+	return false;
+}
+
 bool apfs_read_file(const uint8_t *img, uint64_t size, const char *path, uint8_t *buf, uint64_t cap, uint64_t *outlen) {
+	uint64_t part_off, part_len;
+	if (gpt_apfs_partition(img, size, &part_off, &part_len)) img += part_off, size = part_len;
 	struct apfs a = {img, size, 0, 0, 0, false, false, 0};
 	if (size < 4096 || rd32(img + 0x20) != NX_MAGIC) return false;
 	a.bs = rd32(img + 0x24);

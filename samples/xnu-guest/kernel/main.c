@@ -39,16 +39,39 @@ static void check_boot_args(const boot_args_t *a) {
 
 NORETURN void arm_init(boot_args_t *args);
 
+/* A boot-arg "name=value" from the command line (PE_parse_boot_argn's job in XNU). */
+static bool boot_arg(const char *cmdline, const char *name, char *out, size_t cap) {
+	size_t n = strlen(name);
+	for (const char *p = cmdline; *p;) {
+		while (*p == ' ') p++;
+		const char *end = p;
+		while (*end && *end != ' ') end++;
+		if ((size_t)(end - p) > n && strncmp(p, name, n) == 0 && p[n] == '=') {
+			size_t len = (size_t)(end - p) - n - 1;
+			if (len >= cap) len = cap - 1;
+			memcpy(out, p + n + 1, len);
+			out[len] = 0;
+			return true;
+		}
+		p = end;
+	}
+	return false;
+}
+
+/* The file read from the root: /etc/m1prep-marker, or the boot-arg "marker=<path>". */
+static char marker_path[128] = MARKER_PATH;
+static bool marker_from_boot_args;
+
 static const char *mount_root_and_read(uint64_t *len) {
 	uint64_t pa, size;
 	if (!adt_memory_map("RAMDisk", &pa, &size)) panic("ramdisk: no RAMDisk entry in /chosen/memory-map");
 	const uint8_t *img = (const uint8_t *)pa; /* identity-mapped RAM */
 	const char *fs;
-	if (apfs_read_file(img, size, MARKER_PATH, file_buf, sizeof(file_buf) - 1, len)) fs = "apfs";
-	else if (hfsplus_read_file(img, size, MARKER_PATH, file_buf, sizeof(file_buf) - 1, len)) fs = "hfsplus";
-	else panic("ramdisk: cannot mount the %llu-byte ramdisk at 0x%llx or find %s on it", size, pa, MARKER_PATH);
+	if (apfs_read_file(img, size, marker_path, file_buf, sizeof(file_buf) - 1, len)) fs = "apfs";
+	else if (hfsplus_read_file(img, size, marker_path, file_buf, sizeof(file_buf) - 1, len)) fs = "hfsplus";
+	else panic("ramdisk: cannot mount the %llu-byte ramdisk at 0x%llx or find %s on it", size, pa, marker_path);
 	file_buf[*len] = 0;
-	if (strncmp((const char *)file_buf, MARKER_MAGIC, strlen(MARKER_MAGIC)) != 0) panic("ramdisk: %s does not start with \"%s\"", MARKER_PATH, MARKER_MAGIC);
+	if (!marker_from_boot_args && strncmp((const char *)file_buf, MARKER_MAGIC, strlen(MARKER_MAGIC)) != 0) panic("ramdisk: %s does not start with \"%s\"", marker_path, MARKER_MAGIC);
 	return fs;
 }
 
@@ -102,15 +125,16 @@ static void step_kexts(void) {
 
 static void step_root(void) {
 	uint64_t len;
+	marker_from_boot_args = boot_arg(boot_args->CommandLine, "marker", marker_path, sizeof(marker_path));
 	root_fs = mount_root_and_read(&len);
 	kpi_file_verifier_t verify = kpi_file_verifier();
 	if (!verify) panic("kext: com.m1prep.sample.b registered no file verifier");
-	if (verify(MARKER_PATH, file_buf, len) != 0) panic("AMFI: %s was rejected", MARKER_PATH);
+	if (verify(marker_path, file_buf, len) != 0) panic("AMFI: %s was rejected", marker_path);
 	char first[64];
 	size_t i = 0;
 	for (; i < len && i < sizeof(first) - 1 && file_buf[i] != '\n'; i++) first[i] = (char)file_buf[i];
 	first[i] = 0;
-	check("ramdisk", "%s %s (%llu bytes: \"%s\", verified by com.m1prep.sample.b)", root_fs, MARKER_PATH, len, first);
+	check("ramdisk", "%s %s (%llu bytes: \"%s\", verified by com.m1prep.sample.b)", root_fs, marker_path, len, first);
 }
 
 /* The boot sequence as data, like XNU's STARTUP() entries: a table of named steps whose function
