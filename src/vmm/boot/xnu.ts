@@ -8,6 +8,9 @@ import { applyEdits } from '../../dtb/edits.js';
 import type { VmLayout, Window } from '../../dtb/layout-types.js';
 import { commandOf, parseMachO, type MachO } from '../../macho/macho.js';
 import { KERNEL_ENTRY_ID, findEntry, isFileset, openEntry } from '../../macho/fileset.js';
+import { findDarwinVersion } from '../../macho/macho-darwin-version.js';
+import type { Machine } from '../machine.js';
+import { registerBootProtocol, type BootEntry, type BootInputs, type BootProtocol } from './protocol.js';
 import { bootArgsLayoutFor, writeBootArgs, type BootArgsLayout, type BootArgsValues } from './xnu-boot-args.js';
 
 // The XNU boot protocol, doing what iBoot does before it jumps to a kernel collection: every
@@ -15,7 +18,8 @@ import { bootArgsLayoutFor, writeBootArgs, type BootArgsLayout, type BootArgsVal
 // layout puts them, /chosen/memory-map filled in (DeviceTree, BootArgs, RAMDisk, Kernel-<segment>),
 // placeholders cleared, boot_args in the layout of the kernel's Darwin version; then the boot CPU
 // starts at the kernel's entry (physical), MMU off, EL1, x0 = boot_args (physical).
-// planXnuBoot() is pure (bytes in, a plan out); loadXnuBoot() copies a plan into a machine.
+// planXnuBoot() is pure (bytes in, a plan out); xnuBoot (registered as "xnu") loads a plan into the
+// machine, and the VMM session starts vCPU 0 at the entry it returns.
 
 export const XNU_PAGE = 0x4000n; // 16 KiB: XNU's page size on M1
 
@@ -185,17 +189,39 @@ export function planXnuBoot(input: XnuBootInput): XnuBootPlan {
   return { images, entry: toPhys(entryVa), x0: bootArgsPa, bootArgs, bootArgsLayout: baLayout, adt, memoryMap: entries };
 }
 
-/** What loading needs from the machine (src/vmm/machine.ts provides both). */
+/** What loading needs from the machine (src/vmm/machine.ts provides it). */
 export interface XnuLoadTarget {
   load(addr: bigint, data: Uint8Array): void;
-  startCpu(cpu: number, pc: bigint, arg: bigint): void;
 }
 
-/** Copy the plan into guest RAM and start the boot CPU at the entry with x0 = boot_args. */
-export function loadXnuBoot(m: XnuLoadTarget, plan: XnuBootPlan): void {
+/** Copy the plan into guest RAM (segments with their zerofill, device tree, ramdisk, boot_args). */
+export function loadXnuPlan(m: XnuLoadTarget, plan: XnuBootPlan): void {
   for (const img of plan.images) {
     m.load(img.addr, img.data);
     if (img.zero > 0n) m.load(img.addr + BigInt(img.data.length), new Uint8Array(Number(img.zero)));
   }
-  m.startCpu(0, plan.entry, plan.x0);
 }
+
+/** The Darwin version: the manifest's, else the "Darwin Kernel Version X.Y.Z" string in the kernel. */
+function darwinOf(inp: BootInputs): string {
+  if (inp.darwin) return inp.darwin;
+  const kc = parseMachO(inp.kernel);
+  const e = findEntry(kc, KERNEL_ENTRY_ID);
+  const v = findDarwinVersion(e ? openEntry(kc, e) : kc);
+  if (!v) throw new UsageError('the kernel\'s Darwin version is unknown (no "Darwin Kernel Version" string; set "darwin" in manifest.json): it picks the boot_args layout');
+  return `${v.major}.${v.minor}.${v.patch}`;
+}
+
+export const xnuBoot: BootProtocol = {
+  name: 'xnu',
+  load(m: Machine, inp: BootInputs): BootEntry {
+    if (!inp.deviceTree) throw new UsageError('an XNU boot needs an Apple device tree (artifacts.devicetree)');
+    const plan = planXnuBoot({ kernel: inp.kernel, adt: inp.deviceTree, ramdisk: inp.ramdisk, bootArgs: inp.bootArgs, darwin: darwinOf(inp), layout: m.layout });
+    loadXnuPlan(m, plan);
+    const placed = plan.memoryMap.map((e) => ({ what: e.name, base: e.paddr, size: e.size }));
+    placed.push({ what: `entry (boot_args ${plan.bootArgsLayout.bootLineLength}-byte command line at x0)`, base: plan.entry, size: 0n });
+    return { pc: plan.entry, x0: plan.x0, placed };
+  },
+};
+
+registerBootProtocol(xnuBoot);
