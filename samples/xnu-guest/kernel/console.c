@@ -182,5 +182,5 @@ NORETURN NOINLINE void panic(const char *fmt, ...) {
 NORETURN void sync_exception(uint64_t esr, uint64_t far, uint64_t elr) {
 	unsigned ec = (unsigned)(esr >> 26) & 0x3f;
 	const char *kind = ec == 0x25 ? "data abort" : ec == 0x21 ? "instruction abort" : ec == 0x00 ? "undefined instruction" : ec == 0x22 ? "PC alignment fault" : ec == 0x26 ? "SP alignment fault" : "synchronous exception";
-	panic("Kernel %s at pc 0x%llx, lr unknown (saved), esr 0x%llx, far 0x%llx", kind, elr, esr, far);
+	panic("Kernel %s at pc 0x%llx, esr 0x%llx, far 0x%llx", kind, elr, esr, far);
 }
