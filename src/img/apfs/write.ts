@@ -194,31 +194,35 @@ function xattrRecord(ino: bigint, name: string, value: Uint8Array, systemOwned: 
   return { key, val };
 }
 
-/** Catalog key order (APFS Reference "File-System Objects"): id, type, hash/offset, name. */
-function keyOrder(a: KV, b: KV): number {
-  const da = new DataView(a.key.buffer, a.key.byteOffset, a.key.length);
-  const db = new DataView(b.key.buffer, b.key.byteOffset, b.key.length);
-  const ha = da.getBigUint64(0, true);
-  const hb = db.getBigUint64(0, true);
-  const ida = ha & F.OBJ_ID_MASK;
-  const idb = hb & F.OBJ_ID_MASK;
-  if (ida !== idb) return ida < idb ? -1 : 1;
-  const ta = ha >> F.OBJ_TYPE_SHIFT;
-  const tb = hb >> F.OBJ_TYPE_SHIFT;
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  if (ta === F.APFS_TYPE_DIR_REC) {
-    const na = da.getUint32(8, true) & ~0x3ff;
-    const nb = db.getUint32(8, true) & ~0x3ff;
-    if (na !== nb) return (na >>> 0) < (nb >>> 0) ? -1 : 1;
-    return Buffer.compare(a.key.subarray(12), b.key.subarray(12));
+/** Catalog key order (APFS Reference "File-System Objects"): id, type, hash or offset, name. */
+interface SortKey { kv: KV; id: bigint; type: number; num: bigint; name: Uint8Array | null }
+
+function sortKey(kv: KV): SortKey {
+  const d = new DataView(kv.key.buffer, kv.key.byteOffset, kv.key.length);
+  const h = d.getBigUint64(0, true);
+  const type = Number(h >> F.OBJ_TYPE_SHIFT);
+  let num = 0n;
+  let name: Uint8Array | null = null;
+  if (BigInt(type) === F.APFS_TYPE_DIR_REC) {
+    num = BigInt((d.getUint32(8, true) & ~0x3ff) >>> 0);
+    name = kv.key.subarray(12);
+  } else if (BigInt(type) === F.APFS_TYPE_FILE_EXTENT) {
+    num = d.getBigUint64(8, true);
+  } else if (BigInt(type) === F.APFS_TYPE_XATTR) {
+    name = kv.key.subarray(10);
   }
-  if (ta === F.APFS_TYPE_FILE_EXTENT) {
-    const la = da.getBigUint64(8, true);
-    const lb = db.getBigUint64(8, true);
-    return la < lb ? -1 : la > lb ? 1 : 0;
-  }
-  if (ta === F.APFS_TYPE_XATTR) return Buffer.compare(a.key.subarray(10), b.key.subarray(10));
-  return 0;
+  return { kv, id: h & F.OBJ_ID_MASK, type, num, name };
+}
+
+function sortCatalog(records: KV[]): KV[] {
+  const keys = records.map(sortKey);
+  keys.sort((a, b) => {
+    if (a.id !== b.id) return a.id < b.id ? -1 : 1;
+    if (a.type !== b.type) return a.type - b.type;
+    if (a.num !== b.num) return a.num < b.num ? -1 : 1;
+    return a.name && b.name ? Buffer.compare(a.name, b.name) : 0;
+  });
+  return keys.map((k) => k.kv);
 }
 
 function dtypeOf(n: TreeNode): number {
@@ -228,11 +232,14 @@ function dtypeOf(n: TreeNode): number {
 interface Trees {
   catalog: KV[];
   extentref: KV[];
+  /** Values (file extents) and keys (extent references) holding a block number to relocate. */
+  relocate: { bytes: Uint8Array; at: number }[];
 }
 
 function records(all: Inode[], ci: boolean, createdNs: bigint): Trees {
   const catalog: KV[] = [];
   const extentref: KV[] = [];
+  const relocate: { bytes: Uint8Array; at: number }[] = [];
   const rootNode = all[0]!.node;
   // The root and the private directory hang off the root's parent (inode 1).
   catalog.push(drecRecord(F.ROOT_DIR_PARENT, 'root', enc.encode('root'), F.ROOT_DIR_INO_NUM, F.DT_DIR, rootNode.mtimeNs, ci));
@@ -264,6 +271,7 @@ function records(all: Inode[], ci: boolean, createdNs: bigint): Trees {
         v.setBigUint64(0, BigInt(e.count) * BSn, true);
         v.setBigUint64(8, BigInt(e.start), true);
         catalog.push({ key, val });
+        relocate.push({ bytes: val, at: 8 });
         logical += BigInt(e.count) * BSn;
         const pkey = le64(objKey(BigInt(e.start), F.APFS_TYPE_EXTENT));
         const pval = new Uint8Array(20);
@@ -272,16 +280,17 @@ function records(all: Inode[], ci: boolean, createdNs: bigint): Trees {
         p.setBigUint64(8, i.ino, true); // owning data stream
         p.setUint32(16, 1, true);
         extentref.push({ key: pkey, val: pval });
+        relocate.push({ bytes: pkey, at: 0 });
       }
     }
   }
-  catalog.sort(keyOrder);
+  const sorted = sortCatalog(catalog);
   extentref.sort((a, b) => {
     const x = new DataView(a.key.buffer).getBigUint64(0, true) & F.OBJ_ID_MASK;
     const y = new DataView(b.key.buffer).getBigUint64(0, true) & F.OBJ_ID_MASK;
     return x < y ? -1 : x > y ? 1 : 0;
   });
-  return { catalog, extentref };
+  return { catalog: sorted, extentref, relocate };
 }
 
 const CATALOG_SPEC: TreeSpec = { subtype: F.OBJECT_TYPE_FSTREE, storage: F.OBJ_VIRTUAL, btFlags: F.BTREE_KV_NONALIGNED };
@@ -350,27 +359,28 @@ export function planApfs(root: DirNode, opts: ApfsOptions): ImagePlan {
   }
   const frag = opts.fragmentBlocks && opts.fragmentBlocks > 0 ? opts.fragmentBlocks : 0;
 
+  // File data is laid out once, relative to the start of the data region; its place in the
+  // container (after the internal pool, whose size depends on the container size) is added at
+  // the end, so the trees are built and measured only once.
+  let span = 0;
+  for (const i of all) {
+    let left = i.blocks;
+    while (left > 0) {
+      const n = frag ? Math.min(frag, left) : left;
+      i.extents.push({ start: span, count: n });
+      span += n + (frag ? 1 : 0);
+      left -= n;
+    }
+  }
+  const trees = records(all, ci, opts.createdNs);
+  const catNodes = planTree(trees.catalog, CATALOG_SPEC).nodeCount;
+  const omapNodes = planTree(omapRecords(Array.from({ length: catNodes }, () => ({ oid: 0n, paddr: 0n }))), OMAP_SPEC).nodeCount;
+  const extNodes = planTree(trees.extentref, EXTENTREF_SPEC).nodeCount;
   const layoutFor = (blockCount: number): Layout => {
     const geo = spacemanGeometry(blockCount, fixedBlocks(blockCount).IP_BMAP_BASE);
-    let cursor = geo.ipBase + geo.ipBlocks;
-    const dataStart = cursor;
-    for (const i of all) {
-      i.extents = [];
-      let left = i.blocks;
-      while (left > 0) {
-        const n = frag ? Math.min(frag, left) : left;
-        i.extents.push({ start: cursor, count: n });
-        cursor += n + (frag ? 1 : 0);
-        left -= n;
-      }
-    }
-    const trees = records(all, ci, opts.createdNs);
-    const cat = planTree(trees.catalog, CATALOG_SPEC);
-    const omapNodes = planTree(omapRecords(Array.from({ length: cat.nodeCount }, () => ({ oid: 0n, paddr: 0n }))), OMAP_SPEC).nodeCount;
-    const ext = planTree(trees.extentref, EXTENTREF_SPEC);
-    const treesStart = cursor;
-    cursor += omapNodes + cat.nodeCount + ext.nodeCount;
-    return { blockCount, geo, dataStart, treesStart, end: cursor, omapNodes, catNodes: cat.nodeCount, extNodes: ext.nodeCount, trees };
+    const dataStart = geo.ipBase + geo.ipBlocks;
+    const treesStart = dataStart + span;
+    return { blockCount, geo, dataStart, treesStart, end: treesStart + omapNodes + catNodes + extNodes, omapNodes, catNodes, extNodes, trees };
   };
 
   let L: Layout;
@@ -398,6 +408,11 @@ export function planApfs(root: DirNode, opts: ApfsOptions): ImagePlan {
 
 function emit(all: Inode[], L: Layout, opts: ApfsOptions, ci: boolean, role: number, label: Uint8Array): ImagePlan {
   const { NX_OMAP, NX_OMAP_ROOT, VOL_SB, VOL_OMAP, SNAP_ROOT, IP_BMAP_BASE } = fixedBlocks(L.blockCount);
+  for (const i of all) for (const e of i.extents) e.start += L.dataStart;
+  for (const r of L.trees.relocate) {
+    const dv = new DataView(r.bytes.buffer, r.bytes.byteOffset, r.bytes.length);
+    dv.setBigUint64(r.at, dv.getBigUint64(r.at, true) + BigInt(L.dataStart), true);
+  }
   const meta: MetaPiece[] = [];
   const data: DataPiece[] = [];
   const put = (block: number, bytes: Uint8Array) => meta.push({ offset: BigInt(block) * BSn, bytes });

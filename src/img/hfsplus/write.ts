@@ -9,8 +9,9 @@ import { compareBinary, compareFolded, hfsDecompose, toUtf16 } from './unicode.j
 
 // HFS+ / HFSX writer: lays out a volume for a metadata tree and returns the metadata blocks plus
 // the places where file contents go (src/img/plan.ts). Layout: block 0 holds the volume header,
-// then the allocation bitmap, the file data (in tree order, contiguous unless fragmentation is
-// forced), the extents-overflow, catalog and attributes B-trees, free space, and the last block
+// then the file data (in tree order, contiguous unless fragmentation is forced), the
+// extents-overflow, catalog and attributes B-trees, the allocation bitmap (the volume header's
+// allocationFile fork says where; TN1150 fixes no place for it), free space, and the last block
 // holding the alternate volume header. Not journaled.
 
 export interface HfsPlusOptions {
@@ -170,6 +171,8 @@ function collect(root: DirNode, cmp: (a: Uint16Array, b: Uint16Array) => number,
 interface Layout {
   totalBlocks: number;
   bitmapBlocks: number;
+  /** The allocation file follows the B-trees (its size depends on the volume size). */
+  bitmapStart: number;
   trees: { extents: Uint8Array; catalog: Uint8Array; attributes: Uint8Array };
   treeStart: { extents: number; catalog: number; attributes: number };
   usedEnd: number;
@@ -195,9 +198,10 @@ export function planHfsPlus(root: DirNode, opts: HfsPlusOptions): ImagePlan {
   const dataBlocks = entries.reduce((s, e) => s + e.blocks, 0);
   const frag = opts.fragmentBlocks && opts.fragmentBlocks > 0 ? opts.fragmentBlocks : 0;
 
-  const layoutFor = (totalBlocks: number): Layout => {
-    const bitmapBlocks = Math.ceil(Math.ceil(totalBlocks / 8) / bs);
-    let cursor = 1 + bitmapBlocks;
+  // Everything but the allocation bitmap is placed once, from block 1: no position depends on
+  // the volume size, so the B-trees are built once whatever --size is.
+  const layoutOnce = (): Layout => {
+    let cursor = 1;
     const overflow: BRecord[] = [];
     for (const e of entries) {
       e.extents = [];
@@ -264,33 +268,39 @@ export function planHfsPlus(root: DirNode, opts: HfsPlusOptions): ImagePlan {
     treeStart.attributes = treeStart.catalog + blocksOf(catalog.bytes);
     cursor = treeStart.attributes + blocksOf(attributes.bytes);
     return {
-      totalBlocks, bitmapBlocks, usedEnd: cursor, fileCount, folderCount,
+      totalBlocks: 0, bitmapBlocks: 0, bitmapStart: cursor, usedEnd: cursor, fileCount, folderCount,
       trees: { extents: extents.bytes, catalog: catalog.bytes, attributes: attributes.bytes },
       treeStart, nextCnid: entries.reduce((m, x) => Math.max(m, x.cnid + 1), F.kHFSFirstUserCatalogNodeID),
     };
   };
 
-  let layout: Layout;
+  const layout = layoutOnce();
+  const bitmapBlocksFor = (total: number) => Math.ceil(Math.ceil(total / 8) / bs);
+  let total: number;
   if (opts.size !== undefined) {
-    const total = opts.size / BigInt(bs);
+    const t = opts.size / BigInt(bs);
     if (opts.size % BigInt(bs) !== 0n) throw new ImageInputError(`--size ${opts.size} is not a multiple of the ${bs}-byte block size`);
-    if (total > 0xffffffffn) throw new ImageInputError(`--size ${opts.size} is more than 2^32 blocks of ${bs} bytes`);
-    layout = layoutFor(Number(total));
-    if (layout.usedEnd + 1 > layout.totalBlocks) {
-      throw new ImageInputError(`image too small: the tree needs ${BigInt(layout.usedEnd + 1) * BigInt(bs)} bytes (${layout.usedEnd + 1} blocks of ${bs}), --size gives ${opts.size}`);
+    if (t > 0xffffffffn) throw new ImageInputError(`--size ${opts.size} is more than 2^32 blocks of ${bs} bytes`);
+    total = Number(t);
+    const need = layout.usedEnd + bitmapBlocksFor(total) + 1;
+    if (need > total) {
+      throw new ImageInputError(`image too small: the tree needs ${BigInt(need) * BigInt(bs)} bytes (${need} blocks of ${bs}), --size gives ${opts.size}`);
     }
   } else {
-    let guess = dataBlocks * (frag ? 2 : 1) + 64;
-    for (;;) {
-      layout = layoutFor(guess);
-      if (layout.usedEnd + 1 <= layout.totalBlocks) break;
-      guess = Math.ceil((layout.usedEnd + 1) * 1.02) + 256;
-    }
-    // Slack: about 5% free space (at least 1 MiB) so the volume is usable when mounted.
+    // Slack: about 5% free space (at least 1 MiB) so the volume is usable when mounted; the
+    // size is a whole number of MiB.
     const slack = Math.max(Math.ceil((1 << 20) / bs), Math.ceil(layout.usedEnd * 0.05));
-    const total = Number(roundUp(BigInt(layout.usedEnd + 1 + slack), BigInt(Math.max(1, (1 << 20) / bs))));
-    layout = layoutFor(total);
+    const unit = BigInt(Math.max(1, (1 << 20) / bs));
+    total = layout.usedEnd + 1 + slack;
+    for (let i = 0; i < 8; i++) {
+      const t = Number(roundUp(BigInt(layout.usedEnd + bitmapBlocksFor(total) + 1 + slack), unit));
+      if (t === total) break;
+      total = t;
+    }
   }
+  layout.totalBlocks = total;
+  layout.bitmapBlocks = bitmapBlocksFor(total);
+  layout.usedEnd += layout.bitmapBlocks;
   return emit(entries, layout, opts, bs, cs, dataBlocks);
 }
 
@@ -303,8 +313,8 @@ function emit(entries: Entry[], L: Layout, opts: HfsPlusOptions, bs: number, cs:
   const mark = (start: number, count: number) => {
     for (let b = start; b < start + count; b++) bitmap[b >> 3]! |= 0x80 >> (b & 7);
   };
-  mark(0, 1 + L.bitmapBlocks);
-  mark(L.treeStart.extents, L.usedEnd - L.treeStart.extents);
+  mark(0, 1);
+  mark(L.treeStart.extents, L.usedEnd - L.treeStart.extents); // the B-trees and the bitmap
   mark(L.totalBlocks - 1, 1);
   for (const e of entries) {
     if (e.node.kind === 'dir') continue;
@@ -338,7 +348,7 @@ function emit(entries: Entry[], L: Layout, opts: HfsPlusOptions, bs: number, cs:
   dv.setBigUint64(72, 1n); // encodingsBitmap: MacRoman
   // finderInfo[6..7]: the 64-bit volume identifier, derived from the catalog so it is stable.
   header.set(createHash('sha256').update(L.trees.catalog).update(String(dataBlocks)).digest().subarray(0, 8), 80 + 24);
-  forkData(dv, 112, BigInt(bitmap.length), L.bitmapBlocks, [{ start: 1, count: L.bitmapBlocks }], bs);
+  forkData(dv, 112, BigInt(bitmap.length), L.bitmapBlocks, [{ start: L.bitmapStart, count: L.bitmapBlocks }], bs);
   const fork = (o: number, bytes: Uint8Array, start: number) => {
     const blocks = Math.ceil(bytes.length / bs);
     forkData(dv, o, BigInt(bytes.length), blocks, blocks ? [{ start, count: blocks }] : [], bytes.length);
@@ -347,7 +357,7 @@ function emit(entries: Entry[], L: Layout, opts: HfsPlusOptions, bs: number, cs:
   fork(272, L.trees.catalog, L.treeStart.catalog);
   fork(352, L.trees.attributes, L.treeStart.attributes);
   meta.push({ offset: BigInt(F.VOLUME_HEADER_OFFSET), bytes: header });
-  meta.push({ offset: BigInt(bs), bytes: bitmap });
+  meta.push({ offset: BigInt(L.bitmapStart) * BigInt(bs), bytes: bitmap });
   meta.push({ offset: BigInt(L.treeStart.extents) * BigInt(bs), bytes: L.trees.extents });
   meta.push({ offset: BigInt(L.treeStart.catalog) * BigInt(bs), bytes: L.trees.catalog });
   meta.push({ offset: BigInt(L.treeStart.attributes) * BigInt(bs), bytes: L.trees.attributes });
