@@ -287,7 +287,11 @@ export function walkChainedFixups(m: MachO, fx: ChainedFixups | undefined = pars
   return out;
 }
 
-export function walkSegmentChains(m: MachO, s: ChainedStartsInSegment, imageBase: bigint, importCount: number): ChainedFixup[] {
+/**
+ * The chains of one segment. `onlyFileRange` limits the walk to pages overlapping [start, end) of
+ * the file (extracting one kext from a large collection walks only that kext's pages).
+ */
+export function walkSegmentChains(m: MachO, s: ChainedStartsInSegment, imageBase: bigint, importCount: number, onlyFileRange?: [bigint, bigint]): ChainedFixup[] {
   const seg = m.segments[s.segIndex]!;
   const stride = chainStride(s.pointer_format);
   const S = 'fixup chain';
@@ -295,6 +299,10 @@ export function walkSegmentChains(m: MachO, s: ChainedStartsInSegment, imageBase
   const out: ChainedFixup[] = [];
   const b = m.bytes;
   for (let p = 0; p < s.pageStarts.length; p++) {
+    if (onlyFileRange) {
+      const pageStart = seg.fileoff + BigInt(p) * BigInt(s.page_size);
+      if (pageStart >= onlyFileRange[1] || pageStart + BigInt(s.page_size) <= onlyFileRange[0]) continue;
+    }
     for (const start of s.pageStarts[p]!) {
       let inPage = start;
       // next > 0 always moves forward inside one page, so a chain has at most page_size/stride links.

@@ -4,7 +4,7 @@ import { CPU_TYPE_X86_64, LC_CODE_SIGNATURE } from './macho-constants.js';
 import { parseMachO, vmToFileOffset, type MachO } from './macho.js';
 import type { Segment64 } from './load-commands.js';
 import { headerRoom, isLinkeditSegment, placeLinkedit, relayoutCommands, writeHeaderAndCommands } from './macho-relayout.js';
-import { parseChainedFixups, walkChainedFixups, type ChainedFixup } from './fixups.js';
+import { parseChainedFixups, walkSegmentChains, type ChainedFixup, type ChainedFixups } from './fixups.js';
 import { filesetEntries, isFileset, openEntry } from './fileset.js';
 import { parsePrelinkInfo } from './prelink.js';
 
@@ -13,20 +13,33 @@ import { parsePrelinkInfo } from './prelink.js';
 // the image's own symbols and tables. Pointer slots that the collection's top-level chain covers
 // get the plain (unslid) address they point at, so the file reads like a statically linked image.
 
+/** The collection's own (top-level) chained fixups, parsed once and shared by every extraction. */
 export interface Slotted {
-  /** Chain entries of the collection (walked once, shared by every extraction). */
-  collectionFixups: ChainedFixup[];
+  collection?: MachO;
+  fixups?: ChainedFixups;
+  base: bigint;
 }
 
-/** Walk the collection's own (top-level) chains once. */
 export function collectionFixups(m: MachO): Slotted {
-  const fx = parseChainedFixups(m);
   const base = m.segments.find((s) => s.fileoff === 0n && s.filesize > 0n)?.vmaddr ?? 0n;
-  return { collectionFixups: fx ? walkChainedFixups(m, fx, base) : [] };
+  return { collection: m, fixups: parseChainedFixups(m), base };
+}
+
+/** Chain entries of the collection that fall in [start, end) of the file (only those pages are walked). */
+function fixupsIn(slotted: Slotted, start: bigint, end: bigint): ChainedFixup[] {
+  const { collection: m, fixups: fx } = slotted;
+  if (!m || !fx) return [];
+  const out: ChainedFixup[] = [];
+  for (const s of fx.segments) {
+    const seg = m.segments[s.segIndex]!;
+    if (seg.fileoff >= end || seg.fileoff + seg.filesize <= start) continue;
+    out.push(...walkSegmentChains(m, s, slotted.base, fx.imports.length, [start, end]));
+  }
+  return out;
 }
 
 /** The image whose mach header is at headerOffset in m.bytes, as a new file. */
-export function extractImage(m: MachO, headerOffset: number, slotted: Slotted = { collectionFixups: [] }): Uint8Array {
+export function extractImage(m: MachO, headerOffset: number, slotted: Slotted = { base: 0n }): Uint8Array {
   let em = parseMachO(m.bytes, headerOffset);
   const headerSeg = em.segments.find((s) => s.fileoff === BigInt(headerOffset) && s.filesize > 0n);
   if (!headerSeg) {
@@ -60,13 +73,11 @@ export function extractImage(m: MachO, headerOffset: number, slotted: Slotted = 
   }
   out.set(le.result(), Number(cursor));
   // Resolve the collection's chain entries that fall in this image.
-  for (const f of slotted.collectionFixups) {
-    if (f.kind !== 'rebase') continue;
+  if (em.bytes === m.bytes && slotted.collection === m) {
     for (const s of withData) {
-      const rel = BigInt(f.fileOffset) - s.fileoff;
-      if (em.bytes === m.bytes && rel >= 0n && rel + 8n <= s.filesize) {
-        setU64(out, Number(newOff.get(s)! + rel), f.target!);
-        break;
+      for (const f of fixupsIn(slotted, s.fileoff, s.fileoff + s.filesize)) {
+        const rel = BigInt(f.fileOffset) - s.fileoff;
+        if (f.kind === 'rebase' && rel >= 0n && rel + 8n <= s.filesize) setU64(out, Number(newOff.get(s)! + rel), f.target!);
       }
     }
   }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { tool } from '../../src/host/tools.js';
 import { FormatError } from '../../src/errors.js';
 import { buildFileset, DEFAULT_KC_BASE } from '../../src/macho/fileset-builder.js';
-import { parseMachO, serializeMachO, entryPoint, findSegment, uuidString, type MachO } from '../../src/macho/macho.js';
+import { parseMachO, serializeMachO, entryPoint, findSegment, uuidString, vmToFileOffset, type MachO } from '../../src/macho/macho.js';
 import { filesetEntries, openEntry } from '../../src/macho/fileset.js';
 import { parseChainedFixups, walkChainedFixups, DYLD_CHAINED_PTR_64_KERNEL_CACHE } from '../../src/macho/fixups.js';
 import { listKexts } from '../../src/macho/kext.js';
@@ -172,6 +172,16 @@ describe.skipIf(missing !== undefined)('fileset builder (clang + ld64.lld inputs
       expect(h.err).toBe('');
       const x = parseMachO(bytes);
       expect(h.segments.map((s) => [s.segname, s.vmaddr, s.fileoff])).toEqual(x.segments.map((s) => [s.segname, s.vmaddr, s.fileoff]));
+      // Every chain entry of the collection inside this image is now the plain address it targets.
+      const walked = walkChainedFixups(m, parseChainedFixups(m), DEFAULT_KC_BASE);
+      let resolved = 0;
+      for (const f of walked) {
+        const off = vmToFileOffset(x, f.address);
+        if (off === undefined) continue;
+        expect(u64(bytes, Number(off))).toBe(f.target);
+        resolved++;
+      }
+      if (e.id !== 'com.apple.kernel') expect(resolved).toBeGreaterThan(3);
       const before = [...objdumpExports(inputs[e.id]!).keys()].sort();
       expect([...objdumpExports(f).keys()].sort()).toEqual(before);
     }

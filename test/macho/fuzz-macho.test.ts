@@ -91,7 +91,7 @@ const seeds: { name: string; bytes: Uint8Array }[] = [
   }
 }
 
-const PER_SEED = Number(process.env.M1PREP_FUZZ_PER_SEED ?? 500);
+const PER_SEED = Number(process.env.M1PREP_FUZZ_PER_SEED ?? 400);
 
 describe('Mach-O fuzz', () => {
   it('fuzzed corpus files end in FormatError or parse', () => {
