@@ -7,18 +7,6 @@ export const BTI_C = 0xd503245f;
 export const BTI_JC = 0xd50324df;
 export const NOP = 0xd503201f;
 
-export function isAdrp(w: number): boolean {
-  return (w & 0x9f000000) >>> 0 === 0x90000000;
-}
-
-/** The 4 KiB page an ADRP at `pc` loads. */
-export function adrpPage(w: number, pc: bigint): bigint {
-  const immlo = (w >>> 29) & 3;
-  const immhi = (w >>> 5) & 0x7ffff;
-  const imm = BigInt.asIntN(21, BigInt((immhi << 2) | immlo));
-  return (pc & ~0xfffn) + (imm << 12n);
-}
-
 export function rd(w: number): number {
   return w & 31;
 }

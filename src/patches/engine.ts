@@ -4,7 +4,7 @@ import { materialize } from './arm64-asm.js';
 import type { WordPattern } from './arm64-pattern.js';
 import type { ChainedFixup } from '../macho/fixups.js';
 import type { Matcher, Patch } from './patch-set.js';
-import { nearestBytes, nearestWords, scanBytes, scanWords, type NearMiss, type WordsQuery } from './scan.js';
+import { nearestBytes, nearestWords, scanBytes, scanWords, type BytesQuery, type NearMiss, type WordsQuery } from './scan.js';
 import { offsetToVm, scopeRanges, vmToOffset, type Collection, type PatchTarget, type Range } from './target.js';
 import { formatRange, inRange } from './versions.js';
 import { findCString, functionStart, scanXrefs, type XrefQuery } from './xref.js';
@@ -64,6 +64,7 @@ interface PendingMatcher {
   matcher: Matcher;
   ranges: Range[];
   words?: WordsQuery[];
+  bytes?: BytesQuery[];
   xrefs?: { query: XrefQuery; strings: bigint[] }[];
   found?: Found;
 }
@@ -150,6 +151,23 @@ function afterPattern(p: Patch, m: Matcher, r: Resolver, c: Collection): WordPat
   return words;
 }
 
+/** Where C strings live: every section that holds no code (a kernel's __cstring may sit in an
+ * executable __TEXT), and sectionless non-executable segments. Code is not searched for strings. */
+function stringRanges(t: PatchTarget): Range[] {
+  const out: Range[] = [];
+  for (const s of t.segments) {
+    if (s.sections.length === 0) {
+      if (!s.executable && s.filesize > 0n) out.push({ start: Number(s.fileoff), end: Number(s.fileoff + s.filesize), vmaddr: s.vmaddr, label: s.segname });
+      continue;
+    }
+    for (const c of s.sections) {
+      if (c.code || c.offset === 0n || c.size === 0n) continue;
+      out.push({ start: Number(c.offset), end: Number(c.offset + c.size), vmaddr: c.addr, label: `${c.segname},${c.sectname}` });
+    }
+  }
+  return out;
+}
+
 function findTarget(c: Collection, id: string): PatchTarget | undefined {
   return c.targets.get(id);
 }
@@ -161,6 +179,13 @@ export function planPatches(c: Collection, patches: Patch[], ctx: RunContext = {
   const pending = new Map<Patch, PendingMatcher[]>();
   const wordGroups = new Map<string, { range: Range; queries: WordsQuery[] }>();
   const xrefGroups = new Map<string, { range: Range; queries: XrefQuery[] }>();
+  const bytesGroups = new Map<string, { range: Range; queries: BytesQuery[] }>();
+  const addBytes = (range: Range, q: BytesQuery) => {
+    const k = `${range.start}:${range.end}`;
+    const g = bytesGroups.get(k) ?? { range, queries: [] };
+    g.queries.push(q);
+    bytesGroups.set(k, g);
+  };
   const addWords = (range: Range, q: WordsQuery) => {
     const k = `${range.start}:${range.end}`;
     const g = wordGroups.get(k) ?? { range, queries: [] };
@@ -205,8 +230,11 @@ export function planPatches(c: Collection, patches: Patch[], ctx: RunContext = {
       if (m.kind === 'instructions') {
         pm.words = ranges.map(() => ({ words: m.words, hits: [] }));
         ranges.forEach((r, i) => addWords(r, pm.words![i]!));
+      } else if (m.kind === 'bytes') {
+        pm.bytes = ranges.map(() => ({ find: m.find, mask: m.mask, hits: [] }));
+        ranges.forEach((r, i) => addBytes(r, pm.bytes![i]!));
       } else if (m.kind === 'string') {
-        const strings = findCString(c.bytes, scopeRanges(t, undefined, undefined, false), m.text, m.partial);
+        const strings = findCString(c.bytes, stringRanges(t), m.text, m.partial);
         pm.xrefs = ranges.map((r) => {
           const query: XrefQuery = { addresses: new Set(strings), hits: [] };
           addXref(r, query);
@@ -226,6 +254,7 @@ export function planPatches(c: Collection, patches: Patch[], ctx: RunContext = {
   // 2. One pass per range for all instruction patterns, one for all string references.
   for (const g of wordGroups.values()) scanWords(c.bytes, g.range, g.queries);
   for (const g of xrefGroups.values()) scanXrefs(c.bytes, g.range, g.queries);
+  for (const g of bytesGroups.values()) scanBytes(c.bytes, g.range, g.queries);
 
   // 3. Per patch: first matcher with a match wins; check the count; compute the edits.
   for (const o of outcomes) {
@@ -279,7 +308,7 @@ function resolveMatches(c: Collection, t: PatchTarget, pm: PendingMatcher): Foun
     case 'instructions':
       return { offsets: pm.words!.flatMap((q) => q.hits) };
     case 'bytes':
-      return { offsets: pm.ranges.flatMap((r) => scanBytes(c.bytes, r, m.find, m.mask)) };
+      return { offsets: pm.bytes!.flatMap((q) => q.hits) };
     case 'symbol': {
       const vm = t.symbols.get(m.name);
       if (vm === undefined) return { offsets: [], hint: `symbol ${m.name} is not in ${t.id}'s symbol table` };
@@ -365,7 +394,7 @@ function checkOverlaps(outcomes: PatchOutcome[]): void {
 
 /** A copy of the collection with every edit written. */
 export function applyOutcomes(bytes: Uint8Array, outcomes: PatchOutcome[]): Uint8Array {
-  const out = Uint8Array.from(bytes);
+  const out = bytes.slice();
   for (const o of outcomes) {
     if (o.status !== 'applied') continue;
     for (const e of o.edits) out.set(e.after, e.offset);

@@ -91,7 +91,7 @@ export async function reportPatches(original: Uint8Array, patched: Uint8Array, o
         vmaddr: hex(e.vmaddr), fileOffset: hex(e.offset),
         before: Buffer.from(e.before).toString('hex'), after: Buffer.from(e.after).toString('hex'),
         disasmBefore: await covering(original, e.offset, e.before.length, e.vmaddr),
-        disasmAfter: await covering(o.status === 'applied' ? patched : withEdit(original, e.offset, e.after), e.offset, e.after.length, e.vmaddr),
+        disasmAfter: o.status === 'applied' ? await covering(patched, e.offset, e.after.length, e.vmaddr) : await coveringEdited(original, e.offset, e.after, e.vmaddr),
       });
     }
     out.push({
@@ -103,12 +103,13 @@ export async function reportPatches(original: Uint8Array, patched: Uint8Array, o
   return out;
 }
 
-/** The bytes as they would be with one edit (for reports of edits that were not written). */
-function withEdit(bytes: Uint8Array, offset: number, after: Uint8Array): Uint8Array {
+/** Disassembly of the words covering an edit that was not written (the bytes as they would be). */
+async function coveringEdited(bytes: Uint8Array, offset: number, after: Uint8Array, vmaddr: bigint): Promise<string[]> {
+  const start = offset - (offset % 4);
   const end = Math.ceil((offset + after.length) / 4) * 4;
-  const copy = Uint8Array.from(bytes.subarray(0, end));
-  copy.set(after, offset);
-  return copy;
+  const window = bytes.slice(start, end);
+  window.set(after, offset - start);
+  return disassemble(window, vmaddr - BigInt(offset - start));
 }
 
 const STATUS_WORD: Record<PatchStatus, string> = {

@@ -33,7 +33,7 @@ export function revertBytes(patched: Uint8Array, report: PatchReport, file: stri
   if (sha256(patched) !== report.patchedSha256) {
     throw new FormatError('patched kernelcache', 0n, `sha256 ${sha256(patched)} is not the ${report.patchedSha256} the report recorded: it changed after m1prep patch wrote it`, file);
   }
-  const out = Uint8Array.from(patched);
+  const out = patched.slice();
   for (const p of report.patches) {
     if (p.status !== 'applied') continue;
     for (const e of p.edits) {

@@ -22,7 +22,7 @@ export function wordsOf(bytes: Uint8Array, start: number, end: number): Uint32Ar
   const n = Math.floor((end - start) / 4);
   const at = bytes.byteOffset + start;
   if (at % 4 === 0) return new Uint32Array(bytes.buffer, at, n);
-  return new Uint32Array(Uint8Array.from(bytes.subarray(start, start + n * 4)).buffer);
+  return new Uint32Array(bytes.slice(start, start + n * 4).buffer);
 }
 
 interface Entry {
@@ -33,7 +33,9 @@ interface Entry {
 /** Find every query in the range (aligned to 4 bytes from range.start). */
 export function scanWords(bytes: Uint8Array, range: Range, queries: WordsQuery[]): void {
   if (queries.length === 0) return;
-  const table: (Entry[] | undefined)[] = new Array(256);
+  // Dense tables: `has` rejects most words with one typed-array load.
+  const table: Entry[][] = Array.from({ length: 256 }, () => []);
+  const has = new Uint8Array(256);
   for (const q of queries) {
     // Anchor on the word with the most fixed bits in its top byte (ties: most fixed bits).
     let anchor = 0;
@@ -47,15 +49,16 @@ export function scanWords(bytes: Uint8Array, range: Range, queries: WordsQuery[]
     const vTop = w.value >>> 24;
     for (let b = 0; b < 256; b++) {
       if ((b & mTop) !== vTop) continue;
-      (table[b] ??= []).push({ q, anchor });
+      table[b]!.push({ q, anchor });
+      has[b] = 1;
     }
   }
   const words = wordsOf(bytes, range.start, range.end);
   const n = words.length;
   for (let i = 0; i < n; i++) {
     const w = words[i]!;
-    const list = table[w >>> 24];
-    if (list === undefined) continue;
+    if (has[w >>> 24] === 0) continue;
+    const list = table[w >>> 24]!;
     for (let k = 0; k < list.length; k++) {
       const e = list[k]!;
       const s = i - e.anchor;
@@ -71,40 +74,89 @@ export function scanWords(bytes: Uint8Array, range: Range, queries: WordsQuery[]
   }
 }
 
-/** Masked byte search: `(data & mask) == (find & mask)`, OpenCore's Find/Mask. */
-export function scanBytes(bytes: Uint8Array, range: Range, find: Uint8Array, mask: Uint8Array): number[] {
-  const hits: number[] = [];
-  const len = find.length;
-  // Anchor: the longest run of fully fixed bytes, found with the native memmem of Buffer.indexOf.
-  let runStart = 0;
-  let runLen = 0;
-  for (let i = 0; i < len;) {
+/** The longest run of fully fixed (mask 0xff) bytes of a pattern: where to anchor a search. */
+function fixedRun(mask: Uint8Array): { start: number; len: number } {
+  let start = 0;
+  let len = 0;
+  for (let i = 0; i < mask.length;) {
     if (mask[i] !== 0xff) { i++; continue; }
     let j = i;
-    while (j < len && mask[j] === 0xff) j++;
-    if (j - i > runLen) { runStart = i; runLen = j - i; }
+    while (j < mask.length && mask[j] === 0xff) j++;
+    if (j - i > len) { start = i; len = j - i; }
     i = j;
   }
-  const matchesAt = (s: number) => {
-    for (let j = 0; j < len; j++) if ((bytes[s + j]! & mask[j]!) !== (find[j]! & mask[j]!)) return false;
-    return true;
-  };
-  if (runLen === 0) {
-    for (let s = range.start; s + len <= range.end; s++) if (matchesAt(s)) hits.push(s);
-    return hits;
-  }
+  return { start, len };
+}
+
+function matchesAt(bytes: Uint8Array, s: number, find: Uint8Array, mask: Uint8Array): boolean {
+  for (let j = 0; j < find.length; j++) if ((bytes[s + j]! & mask[j]!) !== (find[j]! & mask[j]!)) return false;
+  return true;
+}
+
+export interface BytesQuery {
+  find: Uint8Array;
+  mask: Uint8Array;
+  /** Filled with the file offsets of every match, in increasing order. */
+  hits: number[];
+}
+
+/** Masked byte search, `(data & mask) == (find & mask)` (OpenCore's Find/Mask), for every query
+ * of a range. Queries with 7 or more consecutive fixed bytes are found together in one pass over
+ * the range's aligned 32-bit words: any occurrence has one whole aligned word inside that run, in
+ * one of four alignments, so each query registers four word values in a 16-bit filter. Others use
+ * the native memmem of Buffer.indexOf on their longest fixed run (or a plain scan without one). */
+export function scanBytes(bytes: Uint8Array, range: Range, queries: BytesQuery[]): void {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const needle = Buffer.from(find.buffer, find.byteOffset + runStart, runLen);
-  let from = range.start + runStart;
-  for (;;) {
-    const at = buf.indexOf(needle, from);
-    if (at < 0) break;
-    const s = at - runStart;
-    if (s + len > range.end) break;
-    if (matchesAt(s)) hits.push(s);
-    from = at + 1;
+  const byWord = new Map<number, { q: BytesQuery; shift: number }[]>();
+  for (const q of queries) {
+    const len = q.find.length;
+    const run = fixedRun(q.mask);
+    if (run.len >= 7) {
+      for (let d = 0; d < 4; d++) {
+        const o = run.start + d;
+        const w = (q.find[o]! | (q.find[o + 1]! << 8) | (q.find[o + 2]! << 16) | (q.find[o + 3]! << 24)) >>> 0;
+        const list = byWord.get(w) ?? [];
+        list.push({ q, shift: o });
+        byWord.set(w, list);
+      }
+      continue;
+    }
+    if (run.len === 0) {
+      for (let s = range.start; s + len <= range.end; s++) if (matchesAt(bytes, s, q.find, q.mask)) q.hits.push(s);
+      continue;
+    }
+    const needle = Buffer.from(q.find.buffer, q.find.byteOffset + run.start, run.len);
+    let from = range.start + run.start;
+    for (;;) {
+      const at = buf.indexOf(needle, from);
+      if (at < 0) break;
+      const s = at - run.start;
+      if (s + len > range.end) break;
+      if (s >= range.start && matchesAt(bytes, s, q.find, q.mask)) q.hits.push(s);
+      from = at + 1;
+    }
   }
-  return hits;
+  if (byWord.size === 0) return;
+  const filter = new Uint8Array(65536);
+  const fold = (w: number) => (w ^ (w >>> 16)) & 0xffff;
+  for (const w of byWord.keys()) filter[fold(w)] = 1;
+  // Aligned words of the range (file offsets that are multiples of 4).
+  const first = (range.start + 3) & ~3;
+  const words = wordsOf(bytes, first, range.end);
+  const found: { q: BytesQuery; s: number }[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (filter[(w ^ (w >>> 16)) & 0xffff] === 0) continue;
+    const list = byWord.get(w);
+    if (!list) continue;
+    for (const e of list) {
+      const s = first + i * 4 - e.shift;
+      if (s >= range.start && s + e.q.find.length <= range.end && matchesAt(bytes, s, e.q.find, e.q.mask)) found.push({ q: e.q, s });
+    }
+  }
+  // One occurrence is seen once per aligned word of its run that the filter holds: keep it once.
+  found.sort((x, y) => x.s - y.s);
+  for (const f of found) if (f.q.hits[f.q.hits.length - 1] !== f.s) f.q.hits.push(f.s);
 }
 
 /** A place that almost matched: how many instructions / bytes agreed, and the first that did not. */

@@ -1,5 +1,5 @@
 import {
-  addImm, adrpPage, BTI_C, BTI_JC, isAdrp, isFramePointerSetup, isFrameOpen, isPacSp, isPrologueStart, isReturnOrTrap, ldrStrUnsignedOffset, rd, rn,
+  addImm, BTI_C, BTI_JC, isFramePointerSetup, isFrameOpen, isPacSp, isPrologueStart, isReturnOrTrap, ldrStrUnsignedOffset, rd, rn,
 } from './arm64-decode.js';
 import { wordsOf } from './scan.js';
 import type { Range } from './target.js';
@@ -40,14 +40,20 @@ export interface XrefQuery {
   hits: number[];
 }
 
-/** Find, in one pass over a code range, the ADRP+ADD/LDR references to every query's addresses. */
+/** Find, in one pass over a code range, the ADRP+ADD/LDR references to every query's addresses.
+ * Addresses are handled as Numbers relative to the range's first page: only ADRPs (about one word
+ * in twenty) need any arithmetic, and none of it BigInt. */
 export function scanXrefs(bytes: Uint8Array, range: Range, queries: XrefQuery[]): void {
-  const pages = new Map<bigint, XrefQuery[]>();
+  const basePage = range.vmaddr >> 12n;
+  const firstPc = Number(range.vmaddr & 0xfffn);
+  const rel = (a: bigint) => Number(a - (basePage << 12n));
+  const pages = new Map<number, { q: XrefQuery; addrs: Set<number> }[]>();
   for (const q of queries) {
-    for (const a of q.addresses) {
-      const p = a & ~0xfffn;
+    const addrs = new Set([...q.addresses].map(rel));
+    for (const a of addrs) {
+      const p = Math.floor(a / 4096);
       const list = pages.get(p) ?? [];
-      if (!list.includes(q)) list.push(q);
+      if (!list.some((e) => e.q === q)) list.push({ q, addrs });
       pages.set(p, list);
     }
   }
@@ -55,9 +61,9 @@ export function scanXrefs(bytes: Uint8Array, range: Range, queries: XrefQuery[])
   const words = wordsOf(bytes, range.start, range.end);
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;
-    if (!isAdrp(w)) continue;
-    const pc = range.vmaddr + BigInt(i * 4);
-    const page = adrpPage(w, pc);
+    if (((w & 0x9f000000) >>> 0) !== 0x90000000) continue; // ADRP
+    const imm = ((((w >>> 5) & 0x7ffff) << 2) | ((w >>> 29) & 3)) << 11 >> 11; // sign-extend 21 bits
+    const page = Math.floor((firstPc + i * 4) / 4096) + imm;
     const qs = pages.get(page);
     if (!qs) continue;
     const reg = rd(w);
@@ -66,8 +72,8 @@ export function scanXrefs(bytes: Uint8Array, range: Range, queries: XrefQuery[])
       if (rn(v) !== reg) continue;
       const lo = addImm(v) ?? ldrStrUnsignedOffset(v);
       if (lo === undefined) continue;
-      const addr = page + lo;
-      for (const q of qs) if (q.addresses.has(addr)) q.hits.push(range.start + i * 4);
+      const addr = page * 4096 + Number(lo);
+      for (const e of qs) if (e.addrs.has(addr)) e.q.hits.push(range.start + i * 4);
       break; // the register is consumed; a later use is another address
     }
   }

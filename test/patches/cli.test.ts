@@ -15,9 +15,9 @@ let s: SampleBuild;
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'm1prep-patch-cli-'));
 
 describe.skipIf(!canBuildSamples)('m1prep patch on the 12.3 sample (needs clang and ld64.lld to build it)', () => {
-  beforeAll(() => {
-    s = sample('12.3');
-  });
+  beforeAll(async () => {
+    s = await sample('12.3');
+  }, 600_000);
 
   it('writes a complete out/: patched kernel (raw and IM4P), ADT, ramdisk, layout, report, manifest', () => {
     const out = path.join(tmp(), 'out');

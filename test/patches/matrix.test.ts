@@ -14,8 +14,8 @@ let samples: SampleBuild[];
 let dir: string;
 
 describe.skipIf(!canBuildSamples)('m1prep matrix over the sample collections (needs clang and ld64.lld)', () => {
-  beforeAll(() => {
-    samples = allSamples();
+  beforeAll(async () => {
+    samples = await allSamples();
     dir = mkdtempSync(path.join(tmpdir(), 'm1prep-matrix-'));
     for (const s of samples) {
       mkdirSync(path.join(dir, s.flavour.profile));

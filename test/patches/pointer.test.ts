@@ -64,8 +64,8 @@ describe('pointer-slot writes on chained fixups', () => {
     expect(() => planPatches(c, patchesFrom(HEAD + patch('com.apple.kernel', '{ symbol: _s }', '_nope')))).toThrow(/unknown symbol "_nope"/);
   });
 
-  it.skipIf(!canBuildSamples)('DYLD_CHAINED_PTR_64_KERNEL_CACHE (the sample fileset): redirect a kext\'s start routine', () => {
-    const s = sample('12.3');
+  it.skipIf(!canBuildSamples)('DYLD_CHAINED_PTR_64_KERNEL_CACHE (the sample fileset): redirect a kext\'s start routine', async () => {
+    const s = await sample('12.3');
     const bytes = new Uint8Array(readFileSync(s.collection));
     const c = openCollection(bytes);
     const kext = c.targets.get('com.m1prep.sample.b')!;

@@ -9,11 +9,15 @@ import { haveToolchain } from './llvm.js';
 
 export const canBuildSamples = haveToolchain;
 
-export function sample(profile: string): SampleBuild {
+const opts = () => ({ sampleRoot: path.join(repoRoot, 'samples'), outRoot: path.join(repoRoot, 'samples/build') });
+
+export async function sample(profile: string): Promise<SampleBuild> {
   const [f] = selectFlavours(loadFlavours(path.join(repoRoot, 'samples/flavours.yaml')), [profile]);
-  return buildSample(f!, { sampleRoot: path.join(repoRoot, 'samples'), outRoot: path.join(repoRoot, 'samples/build') });
+  return buildSample(f!, opts());
 }
 
-export function allSamples(): SampleBuild[] {
-  return loadFlavours(path.join(repoRoot, 'samples/flavours.yaml')).map((f) => buildSample(f, { sampleRoot: path.join(repoRoot, 'samples'), outRoot: path.join(repoRoot, 'samples/build') }));
+export async function allSamples(): Promise<SampleBuild[]> {
+  const out: SampleBuild[] = [];
+  for (const f of loadFlavours(path.join(repoRoot, 'samples/flavours.yaml'))) out.push(await buildSample(f, opts()));
+  return out;
 }
