@@ -42,3 +42,25 @@ export const MiB = 1n << 20n;
 export function roundUp(v: bigint, to: bigint): bigint {
   return ((v + to - 1n) / to) * to;
 }
+
+export interface Run {
+  start: number;
+  count: number;
+}
+
+/**
+ * Allocate `blocks` blocks from `cursor`: one run, or (forced fragmentation, for testing extent
+ * overflow) runs of at most `fragment` blocks with one free block between them.
+ */
+export function allocateRuns(blocks: number, cursor: number, fragment: number): { runs: Run[]; next: number } {
+  const runs: Run[] = [];
+  let left = blocks;
+  let at = cursor;
+  while (left > 0) {
+    const n = fragment > 0 ? Math.min(fragment, left) : left;
+    runs.push({ start: at, count: n });
+    at += n + (fragment > 0 ? 1 : 0);
+    left -= n;
+  }
+  return { runs, next: at };
+}

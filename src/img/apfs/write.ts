@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ImageInputError } from '../input-error.js';
 import { checkName, tooLong } from '../names.js';
-import { dataPieces, type DataPiece, type ImagePlan, type MetaPiece } from '../plan.js';
+import { allocateRuns, dataPieces, type DataPiece, type ImagePlan, type MetaPiece } from '../plan.js';
 import { contentOf, dataLength, modeOf, type DirNode, type TreeNode } from '../tree.js';
 import { planTree, type KV, type TreeSpec } from './btree-write.js';
 import { sealObject } from './checksum.js';
@@ -364,13 +364,9 @@ export function planApfs(root: DirNode, opts: ApfsOptions): ImagePlan {
   // the end, so the trees are built and measured only once.
   let span = 0;
   for (const i of all) {
-    let left = i.blocks;
-    while (left > 0) {
-      const n = frag ? Math.min(frag, left) : left;
-      i.extents.push({ start: span, count: n });
-      span += n + (frag ? 1 : 0);
-      left -= n;
-    }
+    const a = allocateRuns(i.blocks, span, frag);
+    i.extents = a.runs;
+    span = a.next;
   }
   const trees = records(all, ci, opts.createdNs);
   const catNodes = planTree(trees.catalog, CATALOG_SPEC).nodeCount;

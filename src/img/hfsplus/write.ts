@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ImageInputError } from '../input-error.js';
 import { checkName, tooLong } from '../names.js';
-import { dataPieces, roundUp, type ImagePlan, type MetaPiece, type DataPiece } from '../plan.js';
+import { allocateRuns, dataPieces, roundUp, type ImagePlan, type MetaPiece, type DataPiece } from '../plan.js';
 import { contentOf, dataLength, modeOf, type DirNode, type TreeNode } from '../tree.js';
 import { buildBTree, type BRecord } from './btree-write.js';
 import * as F from './format.js';
@@ -204,14 +204,9 @@ export function planHfsPlus(root: DirNode, opts: HfsPlusOptions): ImagePlan {
     let cursor = 1;
     const overflow: BRecord[] = [];
     for (const e of entries) {
-      e.extents = [];
-      let left = e.blocks;
-      while (left > 0) {
-        const n = frag ? Math.min(frag, left) : left;
-        e.extents.push({ start: cursor, count: n });
-        cursor += n + (frag ? 1 : 0);
-        left -= n;
-      }
+      const a = allocateRuns(e.blocks, cursor, frag);
+      e.extents = a.runs;
+      cursor = a.next;
       for (let i = 8, fileBlock = e.extents.slice(0, 8).reduce((s, x) => s + x.count, 0); i < e.extents.length; i += 8) {
         const group = e.extents.slice(i, i + 8);
         const rec = new Uint8Array(64);
