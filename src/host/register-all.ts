@@ -1,4 +1,5 @@
 // Areas that add doctor checks import them here (one line each).
 import '../vmm/doctor.js';
 import '../cli/commands/dtree-checks.js';
+import '../patches/doctor.js';
 export {};

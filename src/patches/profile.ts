@@ -55,14 +55,16 @@ export function shippedProfiles(): string[] {
 /** Read and check a profile file (schema, ranges, the files it names); problems go to src. */
 export function readProfile(src: YamlSource): Profile | null {
   if (!src.validate(schemaValidator('profile'), 'profile')) return null;
-  const raw = src.data() as Omit<Profile, 'file' | 'name' | 'guest' | 'deviceTree'> & { guest?: 'xnu'; patchDir?: string; deviceTree: { base?: string; edits?: string[] } };
+  const raw = src.data() as Omit<Profile, 'file' | 'name' | 'guest' | 'deviceTree' | 'layout'> & { layout?: string; guest?: 'xnu'; patchDir?: string; deviceTree: { base?: string; edits?: string[] } };
   const dir = path.dirname(path.resolve(src.file));
   const rel = (p: string) => path.resolve(dir, p);
   if (!rangeSane(raw.darwin)) src.problem(['darwin'], `darwin range ${raw.darwin.min}..${raw.darwin.max} is empty (min is above max)`);
   const mustExist = (p: string, where: (string | number)[], what: string) => {
     if (!existsSync(rel(p))) src.problem(where, `${what} ${p} does not exist (paths are relative to the profile)`);
   };
-  mustExist(raw.layout, ['layout'], 'layout');
+  // Without a layout, the one m1prep ships.
+  const layout = raw.layout ?? path.join(packageRoot(), 'layouts', 't8103-virt.yaml');
+  mustExist(layout, ['layout'], 'layout');
   if (raw.deviceTree.base !== undefined) mustExist(raw.deviceTree.base, ['deviceTree', 'base'], 'base device tree');
   (raw.deviceTree.edits ?? []).forEach((e, i) => mustExist(e, ['deviceTree', 'edits', i], 'device-tree edit file'));
   if (raw.ramdisk.from !== undefined) mustExist(raw.ramdisk.from, ['ramdisk', 'from'], 'ramdisk source');
@@ -83,7 +85,7 @@ export function readProfile(src: YamlSource): Profile | null {
   return {
     file: src.file, name: path.basename(src.file).replace(/\.ya?ml$/, ''), macos: raw.macos, darwin: raw.darwin,
     description: raw.description, guest: raw.guest ?? 'xnu', patchSets: raw.patchSets.map((s) => path.join(patchDir, `${s}.yaml`)),
-    bootArgs: raw.bootArgs, layout: rel(raw.layout),
+    bootArgs: raw.bootArgs, layout: rel(layout),
     deviceTree: { base: raw.deviceTree.base !== undefined ? rel(raw.deviceTree.base) : undefined, edits: (raw.deviceTree.edits ?? []).map(rel) },
     ramdisk: { ...raw.ramdisk, from: raw.ramdisk.from !== undefined ? rel(raw.ramdisk.from) : undefined },
     machine: raw.machine, verify: raw.verify,
