@@ -18,7 +18,7 @@ import { corpus, repoRoot, runCli } from '../helpers/cli.js';
 // seeded mutations of the metadata per file system, each boot in-process in a fraction of a second).
 
 const ok = Boolean(tool('clang') && tool('ld64.lld') && tryLoadUnicorn());
-const MUTATIONS = 40;
+const MUTATIONS = 30;
 
 let work: string;
 let kernel: Uint8Array;
