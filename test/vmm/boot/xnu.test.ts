@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAdt } from '../../../src/dtb/adt.js';
+import { FormatError, M1prepError } from '../../../src/errors.js';
 import { adtMemoryMap, findAdt } from '../../../src/dtb/adt-views.js';
 import { deriveAdt } from '../../../src/dtb/derive-adt.js';
 import { defaultLayoutPath, loadLayout, selectCpus } from '../../../src/dtb/layout.js';
@@ -133,6 +135,26 @@ describe.skipIf(!haveToolchain)('planXnuBoot on the sample collection (skipped w
     });
   }
 
+  it('damaged collections (300 mutations of the load commands) give only m1prep errors', () => {
+    const layout = selectCpus(layoutAll, 1);
+    const adt = serializeAdt(deriveAdt(baseAdt, layout));
+    const kc = built['21.4.0']!.kc;
+    const sizeofcmds = new DataView(kc.buffer, kc.byteOffset).getUint32(20, true);
+    let planned = 0;
+    for (let seed = 0; seed < 300; seed++) {
+      const k = kc.slice();
+      const h = createHash('sha256').update(`kc:${seed}`).digest();
+      for (let i = 0; i < 4; i++) k[32 + (h.readUInt32LE(i * 8) % sizeofcmds)] = h[i * 8 + 4]!;
+      try {
+        planXnuBoot({ kernel: k, adt, bootArgs: '', darwin: '21.4.0', layout });
+        planned++;
+      } catch (e) {
+        expect(e, String(e)).toBeInstanceOf(M1prepError);
+      }
+    }
+    expect(planned).toBeLessThan(300);
+  });
+
   it('prunes /cpus to the CPUs that run, and leaves no placeholder', () => {
     const { plan } = boot('21.4.0', 1);
     expect(findAdt(plan.adt, '/cpus')!.node.children).toHaveLength(1);
@@ -152,5 +174,10 @@ describe.skipIf(!haveToolchain)('planXnuBoot on the sample collection (skipped w
     const small = { ...layout, boot: { ...layout.boot, xnu: { ...layout.boot.xnu, kernel: { base: layout.boot.xnu.kernel.base, size: 0x4000n } } } };
     expect(() => planXnuBoot({ kernel: built['21.4.0']!.kc, adt, bootArgs: '', darwin: '21.4.0', layout: small })).toThrow(/reserves/);
     expect(() => planXnuBoot({ kernel: built['21.4.0']!.kc, adt, bootArgs: '', darwin: '18.0.0', layout })).toThrow(/no boot_args layout/);
+    // Truncated or damaged inputs: a FormatError, not a crash.
+    for (const cut of [16, 100, 2000]) {
+      expect(() => planXnuBoot({ kernel: built['21.4.0']!.kc.subarray(0, cut), adt, bootArgs: '', darwin: '21.4.0', layout })).toThrow(FormatError);
+    }
+    expect(() => planXnuBoot({ kernel: built['21.4.0']!.kc, adt: adt.subarray(0, 40), bootArgs: '', darwin: '21.4.0', layout })).toThrow(FormatError);
   });
 });
