@@ -1,13 +1,12 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { inFile } from '../errors.js';
+import { inFile, PatchError } from '../errors.js';
 import { openContainer } from '../macho/container.js';
 import { planPatches, type PatchStatus } from './engine.js';
 import { loadProfile, resolveProfilePath, shippedProfiles, type LoadedProfile } from './profile.js';
 import { formatProblem } from './yaml-source.js';
 import { openCollection } from './target.js';
 import { inRange } from './versions.js';
-import { PatchError } from '../errors.js';
 
 // `m1prep matrix`: every profile against every kernelcache of a directory, matched by Darwin
 // version, patches planned but nothing written — which patch still matches which release.

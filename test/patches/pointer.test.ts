@@ -55,6 +55,17 @@ describe('pointer-slot writes on chained fixups', () => {
     }
   });
 
+  it('DYLD_CHAINED_PTR_64_OFFSET (Apple-built arm64 corpus kernel): the target offset changes, nothing else', () => {
+    const bytes = new Uint8Array(readFileSync(path.join(corpus, 'kernel/dyld-kc-tests/kext-bind-to-kext-arm64-chains/main.kernel')));
+    const c = openCollection(bytes);
+    const syms = c.targets.get('com.apple.kernel')!.symbols;
+    const [before] = chainsOf(bytes);
+    expect(before).toMatchObject({ format: 6, kind: 'rebase', address: syms.get('_funcPtr'), target: syms.get('_func') });
+    const outcomes = planPatches(c, patchesFrom(HEAD + patch('com.apple.kernel', '{ symbol: _funcPtr }', '__start')));
+    const [after] = chainsOf(applyOutcomes(bytes, outcomes));
+    expect(after).toMatchObject({ format: 6, kind: 'rebase', address: before!.address, target: syms.get('__start'), next: before!.next, high8: before!.high8 });
+  });
+
   it('refuses a place that is not a chain entry, and a target the field cannot hold', () => {
     const bytes = new Uint8Array(readFileSync(KERNEL));
     const c = openCollection(bytes);
