@@ -3,6 +3,7 @@ import { type Im4p, type Img4, image4Kind, parseIm4p, parseImg4, buildIm4p, buil
 import { isLzfse, lzfseDecode, lzfseScan } from './lzfse-decode.js';
 import { lzfseEncode } from './lzfse-encode.js';
 import { type Complzss, isComplzss, parseComplzss, decodeComplzss, buildComplzss } from './complzss.js';
+import { lzssEncode } from './lzss.js';
 
 // The one way other areas open a file as Apple ships it: peel IMG4 -> IM4P -> compression
 // (LZFSE or complzss) down to the payload, and wrap a new payload the same way again.
@@ -64,10 +65,10 @@ function unwrapCompression(stored: Uint8Array, opts: OpenOptions): Inner {
 }
 
 /** Compress `data` the way a layer stores it (complzss keeps its trailing data). */
-function compressAs(data: Uint8Array, compression: Compression, complzss?: Complzss): Uint8Array {
+function compressAs(data: Uint8Array, compression: Compression, complzss?: Complzss, onProgress?: (done: number) => void): Uint8Array {
   switch (compression) {
-    case 'lzfse': return lzfseEncode(data);
-    case 'lzss': return buildComplzss(data, { trailing: complzss?.trailing, reserved: complzss?.reserved });
+    case 'lzfse': return lzfseEncode(data, { onProgress });
+    case 'lzss': return buildComplzss(data, { trailing: complzss?.trailing, reserved: complzss?.reserved, stream: lzssEncode(data, onProgress) });
     case 'none': return data;
     case 'lzvn': throw new FormatError('container', 0n, 'a bare LZVN stream cannot be stored in a container (use lzfse)');
   }
@@ -135,6 +136,8 @@ export interface PackIm4pOptions {
   description?: string;
   payload: Uint8Array;
   compression: 'lzfse' | 'lzss' | 'none';
+  /** Called now and then with the number of payload bytes compressed so far. */
+  onProgress?: (done: number) => void;
 }
 
 /** A new IM4P around `payload` (LZFSE payloads get the trailing compression SEQUENCE, as Apple's do). */
@@ -142,7 +145,7 @@ export function packIm4p(o: PackIm4pOptions): Uint8Array {
   if (o.fourcc.length !== 4 || !/^[\x20-\x7e]{4}$/.test(o.fourcc)) {
     throw new RangeError(`IM4P type must be 4 printable ASCII characters, got ${JSON.stringify(o.fourcc)}`);
   }
-  const stored = compressAs(o.payload, o.compression);
+  const stored = compressAs(o.payload, o.compression, undefined, o.onProgress);
   const p: Im4p = { fourcc: o.fourcc, description: o.description ?? '', payload: stored };
   if (o.compression === 'lzfse') p.compression = { algorithm: IM4P_COMPRESSION_LZFSE, uncompressedSize: BigInt(o.payload.length) };
   return buildIm4p(p);

@@ -79,7 +79,7 @@ export function lzssDecode(src: Uint8Array, size?: number): LzssDecoded {
  * Encode with hash chains over the last N - F bytes (the window Okumura's encoder uses), able to
  * match the initial spaces of the ring. Greedy with one step of lazy evaluation.
  */
-export function lzssEncode(input: Uint8Array): Uint8Array {
+export function lzssEncode(input: Uint8Array, onProgress?: (done: number) => void): Uint8Array {
   const n = input.length;
   if (n === 0) return new Uint8Array(0);
   // Work on [START spaces][input] so matches into the initial ring need no special case.
@@ -144,7 +144,12 @@ export function lzssEncode(input: Uint8Array): Uint8Array {
   };
   for (let p = 0; p < START; p++) insert(p);
   let p = START;
+  let report = START + (1 << 20);
   while (p < total) {
+    if (p >= report && onProgress) {
+      onProgress(p - START);
+      report = p + (1 << 20);
+    }
     let len = longest(p);
     let pos = bestPos;
     if (len <= LZSS_THRESHOLD) {

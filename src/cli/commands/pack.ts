@@ -23,7 +23,13 @@ export const packCommand = defineCommand({
     if (!/^[\x20-\x7e]{4}$/.test(args.type)) throw new UsageError(`--type must be 4 printable ASCII characters (e.g. krnl), got ${JSON.stringify(args.type)}`);
     if (!/^[\x20-\x7e]*$/.test(args.desc)) throw new UsageError('--desc must be printable ASCII (it is an IA5String)');
     const payload = readFileSync(args.file);
-    const im4p = packIm4p({ fourcc: args.type, description: args.desc, payload, compression: args.compress });
+    // A bar for inputs that take more than a moment to compress.
+    const bar = args.compress !== 'none' && payload.length >= 16 << 20 ? ui.progress('compressing MiB', Math.ceil(payload.length / 2 ** 20)) : undefined;
+    const im4p = packIm4p({
+      fourcc: args.type, description: args.desc, payload, compression: args.compress,
+      onProgress: bar && ((done) => bar.update(Math.floor(done / 2 ** 20))),
+    });
+    bar?.done();
     await writeFileAtomic(args.output, im4p);
     if (ui.json) {
       ui.emitJson({ input: args.file, output: args.output, fourcc: args.type, description: args.desc, compression: args.compress, inputSize: payload.length, outputSize: im4p.length });
