@@ -1,6 +1,7 @@
 import { FormatError } from '../errors.js';
 import { cString, sleb, uleb } from './macho-bytes.js';
 import { commandOf, type MachO } from './macho.js';
+import { LC_ID_DYLIB } from './macho-constants.js';
 
 // LC_DYLD_INFO(_ONLY) rebase and bind opcode streams, decoded to flat lists.
 // Opcode values and semantics: mach-o/loader.h (REBASE_OPCODE_*, BIND_OPCODE_*).
@@ -284,7 +285,8 @@ export function ordinalName(m: MachO, ordinal: number): string {
   if (ordinal === BIND_SPECIAL_DYLIB_MAIN_EXECUTABLE) return 'main-executable';
   if (ordinal === BIND_SPECIAL_DYLIB_FLAT_LOOKUP) return 'flat-namespace';
   if (ordinal === BIND_SPECIAL_DYLIB_WEAK_LOOKUP) return 'weak';
-  const dylibs = m.commands.filter((c) => c.kind === 'dylib' && c.cmd !== 0xd);
+  // Ordinals count the libraries the image loads (LC_LOAD_*DYLIB, LC_REEXPORT_DYLIB), not its own LC_ID_DYLIB.
+  const dylibs = m.commands.filter((c) => c.kind === 'dylib' && c.cmd !== LC_ID_DYLIB);
   const d = dylibs[ordinal - 1];
   return d && d.kind === 'dylib' ? d.name : `ordinal ${ordinal}`;
 }

@@ -53,11 +53,30 @@ export const FILETYPE_NAMES: Record<number, string> = {
   [MH_FILESET]: 'MH_FILESET', [MH_GPU_EXECUTE]: 'MH_GPU_EXECUTE', [MH_GPU_DYLIB]: 'MH_GPU_DYLIB',
 };
 
-// mach-o/loader.h header flags (the ones m1prep reads or writes)
+// mach-o/loader.h header flags
 export const MH_NOUNDEFS = 0x1;
 export const MH_DYLDLINK = 0x4;
 export const MH_TWOLEVEL = 0x80;
 export const MH_PIE = 0x200000;
+
+export const HEADER_FLAG_NAMES: [number, string][] = [
+  [0x1, 'MH_NOUNDEFS'], [0x2, 'MH_INCRLINK'], [0x4, 'MH_DYLDLINK'], [0x8, 'MH_BINDATLOAD'], [0x10, 'MH_PREBOUND'],
+  [0x20, 'MH_SPLIT_SEGS'], [0x40, 'MH_LAZY_INIT'], [0x80, 'MH_TWOLEVEL'], [0x100, 'MH_FORCE_FLAT'], [0x200, 'MH_NOMULTIDEFS'],
+  [0x400, 'MH_NOFIXPREBINDING'], [0x800, 'MH_PREBINDABLE'], [0x1000, 'MH_ALLMODSBOUND'], [0x2000, 'MH_SUBSECTIONS_VIA_SYMBOLS'],
+  [0x4000, 'MH_CANONICAL'], [0x8000, 'MH_WEAK_DEFINES'], [0x10000, 'MH_BINDS_TO_WEAK'], [0x20000, 'MH_ALLOW_STACK_EXECUTION'],
+  [0x40000, 'MH_ROOT_SAFE'], [0x80000, 'MH_SETUID_SAFE'], [0x100000, 'MH_NO_REEXPORTED_DYLIBS'], [0x200000, 'MH_PIE'],
+  [0x400000, 'MH_DEAD_STRIPPABLE_DYLIB'], [0x800000, 'MH_HAS_TLV_DESCRIPTORS'], [0x1000000, 'MH_NO_HEAP_EXECUTION'],
+  [0x2000000, 'MH_APP_EXTENSION_SAFE'], [0x4000000, 'MH_NLIST_OUTOFSYNC_WITH_DYLDINFO'], [0x8000000, 'MH_SIM_SUPPORT'],
+  [0x80000000, 'MH_DYLIB_IN_CACHE'],
+];
+
+export function headerFlagNames(flags: number): string[] {
+  const out = HEADER_FLAG_NAMES.filter(([bit]) => (flags & bit) >>> 0 === bit).map(([, n]) => n);
+  const known = HEADER_FLAG_NAMES.reduce((a, [bit]) => (a | bit) >>> 0, 0);
+  const rest = (flags & ~known) >>> 0;
+  if (rest) out.push(`0x${rest.toString(16)}`);
+  return out;
+}
 
 // mach-o/loader.h load commands
 export const LC_REQ_DYLD = 0x80000000;

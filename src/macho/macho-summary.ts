@@ -1,4 +1,4 @@
-import { FILETYPE_NAMES, MH_EXECUTE, PLATFORM_NAMES, archName, cpuName } from './macho-constants.js';
+import { FILETYPE_NAMES, MH_EXECUTE, PLATFORM_NAMES, archName, cpuName, headerFlagNames } from './macho-constants.js';
 import { loadCommandName } from './load-commands.js';
 import { commandOf, entryPoint, uuidString, type MachO } from './macho.js';
 import { KERNEL_ENTRY_ID, filesetEntries, isFileset, openEntry } from './fileset.js';
@@ -16,6 +16,7 @@ export interface MachOSummary {
   cpusubtype: number;
   filetype: string;
   flags: number;
+  flagNames: string[];
   ncmds: number;
   sizeofcmds: number;
   uuid?: string;
@@ -57,6 +58,7 @@ export function summarizeMachO(m: MachO): MachOSummary {
     cpusubtype: m.header.cpusubtype,
     filetype: FILETYPE_NAMES[m.header.filetype] ?? `0x${m.header.filetype.toString(16)}`,
     flags: m.header.flags,
+    flagNames: headerFlagNames(m.header.flags),
     ncmds: m.header.ncmds,
     sizeofcmds: m.header.sizeofcmds,
     uuid: uuidString(m),

@@ -6,6 +6,7 @@ import { tool } from '../../src/host/tools.js';
 import { parseMachO, serializeMachO, uuidString, entryPoint, commandOf, type MachO } from '../../src/macho/macho.js';
 import { isFat, parseFat, fatSlice } from '../../src/macho/fat.js';
 import { loadCommandName } from '../../src/macho/load-commands.js';
+import { headerFlagNames } from '../../src/macho/macho-constants.js';
 import { parseSymtab } from '../../src/macho/symtab.js';
 import { decodeBinds, decodeRebases, ordinalName } from '../../src/macho/dyld-info.js';
 import { exportsOf } from '../../src/macho/exports-trie.js';
@@ -82,6 +83,10 @@ describe('Mach-O corpus', () => {
     });
     expect(h.segments.map((s) => [s.segname, s.vmaddr, s.vmsize, s.fileoff, s.filesize])).toEqual(c.m.segments.map((s) => [s.segname, s.vmaddr, s.vmsize, s.fileoff, s.filesize]));
     expect(h.uuid).toBe(uuidString(c.m));
+    // The header line: llvm-objdump prints the flag names without the MH_ prefix.
+    const hdr = h.out.split('\n').find((l) => l.startsWith('MH_MAGIC_64'))!;
+    const flags = hdr.trim().split(/\s+/).slice(7);
+    expect(headerFlagNames(c.m.header.flags).map((f) => f.replace(/^MH_/, ''))).toEqual(flags.filter((f) => f !== '0x00'));
     const main = commandOf(c.m, 'entry_point');
     if (main) expect(h.entryoff).toBe(main.entryoff);
     const pc = /\bpc 0x([0-9a-f]+)/.exec(h.out);

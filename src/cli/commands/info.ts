@@ -67,6 +67,7 @@ export const infoCommand = defineCommand({
     }
     rows.push(['cpu', `${m.cpu} (cputype ${hex(m.cputype)}, cpusubtype ${hex(m.cpusubtype)})`]);
     rows.push(['filetype', m.filetype]);
+    rows.push(['flags', m.flagNames.join(' ') || 'none']);
     rows.push(['load commands', `${m.ncmds} (${m.sizeofcmds} bytes)`]);
     if (m.uuid) rows.push(['uuid', m.uuid]);
     if (m.build) rows.push(['build', `${m.build.platform} ${m.build.minos} (SDK ${m.build.sdk})`]);
