@@ -2,4 +2,5 @@
 import '../vmm/doctor.js';
 import '../cli/commands/dtree-checks.js';
 import '../patches/doctor.js';
+import '../vmm/cpu/kvm/doctor.js';
 export {};

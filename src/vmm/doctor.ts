@@ -13,9 +13,3 @@ registerCheck(() => {
     ? { name: 'unicorn', status: 'ok', detail: `${lib.path} ${ver} (>= 2.1: software CPU backend available)` }
     : { name: 'unicorn', status: 'missing', detail: `${lib.path} ${ver} is older than 2.1`, needFor: 'm1prep boot --backend software' };
 });
-
-registerCheck(() => ({
-  name: 'kvm backend',
-  status: 'warn',
-  detail: 'not built yet: m1prep boot uses the software backend (Unicorn)',
-}));

@@ -72,7 +72,6 @@ export class Machine {
     const n = opts.cpus;
     if (n < 1 || n > layout.cpus.length) throw new RangeError(`--cpus ${n}: the layout has ${layout.cpus.length} CPUs`);
     const cpuLayouts = layout.cpus.slice(0, n);
-    this.ram = { base: layout.ram.base, size: layout.ram.size, bytes: new Uint8Array(Number(layout.ram.size)) };
 
     this.lines = new CpuLines(n, { setIrq: () => {}, setFiq: () => {} });
     const ipiLines = cpuLayouts.map((_, i) => this.lines.fiqSource(i, 'fast-ipi'));
@@ -86,6 +85,8 @@ export class Machine {
       },
       sliceInstructions: opts.sliceInstructions,
     });
+    const bytes = this.backend.allocateRam?.(layout.ram.size) ?? new Uint8Array(Number(layout.ram.size));
+    this.ram = { base: layout.ram.base, size: layout.ram.size, bytes };
     this.backend.mapRam(this.ram);
 
     this.aic = new Aic(layout.aic.irqs, cpuLayouts.map((_, i) => this.lines.irq(i)));

@@ -1,6 +1,7 @@
 import type { VmLayout } from '../dtb/layout.js';
 import { selectCpus } from '../dtb/layout.js';
 import './cpu/unicorn/register.js';
+import './cpu/kvm/register.js';
 import './boot/linux.js';
 import { bootProtocol, bootProtocolNames, type BootInputs } from './boot/protocol.js';
 import type { DiskSpec } from './devices/pcie-wiring.js';

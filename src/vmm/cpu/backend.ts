@@ -80,6 +80,8 @@ export interface CpuBackend {
   readonly name: 'software' | 'kvm';
   /** Library / kernel interface behind it, for the boot summary ("unicorn 2.1.1"). */
   readonly description?: string;
+  /** Host memory for guest RAM, when the backend needs its own (KVM maps page-aligned memory). */
+  allocateRam?(size: bigint): Uint8Array;
   /** Map guest RAM (called once per region before vCPUs are created). */
   mapRam(region: RamRegion): void;
   createVcpu(index: number, mpidr: bigint, identity?: VcpuIdentity): Vcpu;

@@ -23,7 +23,8 @@ export function backendNames(): string[] {
 
 /** Throw the HostError createBackend would, before any work is done. */
 export function assertBackend(name: string): void {
-  if (!factories.has(name)) createBackend(name, { sysregFilter: () => false });
+  // Constructing a backend only checks the host (libraries, /dev/kvm); no VM or engine exists yet.
+  createBackend(name, { sysregFilter: () => false }).destroy();
 }
 
 export function createBackend(name: string, opts: BackendOptions): CpuBackend {
