@@ -135,15 +135,26 @@ export function planXnuBoot(input: XnuBootInput): XnuBootPlan {
   if (cleared.kind !== 'adt') throw new Error('unreachable');
   const adt = cleared.root;
   pruneCpus(adt, layout);
-  // One Kernel-<segment> entry per segment name, spanning every segment of that name.
-  const byName = new Map<string, { lo: bigint; hi: bigint }>();
-  for (const s of segs) {
-    const r = byName.get(s.segname);
-    const hi = s.vmaddr + s.vmsize;
-    byName.set(s.segname, r ? { lo: r.lo < s.vmaddr ? r.lo : s.vmaddr, hi: r.hi > hi ? r.hi : hi } : { lo: s.vmaddr, hi });
-  }
+  // Kernel-<segment> entries: contiguous segments of the same name merge into one entry; a name
+  // that comes back later (each kext has its own __TEXT...) gets a -2, -3... suffix, so entries
+  // never overlap and names stay unique.
   const entries: { name: string; paddr: bigint; size: bigint }[] = [];
-  for (const [name, r] of byName) entries.push({ name: `Kernel-${name}`.slice(0, 31), paddr: toPhys(r.lo), size: r.hi - r.lo });
+  const used = new Map<string, number>();
+  let run: { seg: string; lo: bigint; hi: bigint } | null = null;
+  const flush = () => {
+    if (!run) return;
+    const n = (used.get(run.seg) ?? 0) + 1;
+    used.set(run.seg, n);
+    entries.push({ name: `Kernel-${run.seg}${n > 1 ? `-${n}` : ''}`.slice(0, 31), paddr: toPhys(run.lo), size: run.hi - run.lo });
+  };
+  for (const s of [...segs].sort((a, b) => (a.vmaddr < b.vmaddr ? -1 : 1))) {
+    if (run && run.seg === s.segname && run.hi === s.vmaddr) run.hi = s.vmaddr + s.vmsize;
+    else {
+      flush();
+      run = { seg: s.segname, lo: s.vmaddr, hi: s.vmaddr + s.vmsize };
+    }
+  }
+  flush();
   const bootArgsPa = xnu.bootArgs.base;
   fits('boot_args', xnu.bootArgs, BigInt(baLayout.size));
   entries.push({ name: 'BootArgs', paddr: bootArgsPa, size: BigInt(baLayout.size) });

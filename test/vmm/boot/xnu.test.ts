@@ -131,6 +131,11 @@ describe.skipIf(!haveToolchain)('planXnuBoot on the sample collection (skipped w
       const text = kc.segments.find((s) => s.segname === '__TEXT')!;
       expect(mm['Kernel-__TEXT']!.paddr).toBe(physBase + (text.vmaddr - virtBase));
       expect(mm['Kernel-__LINKEDIT']).toBeDefined();
+      // Like iBoot's: entries never overlap, and the Kernel-* ones cover every segment.
+      const all = adtMemoryMap(tree).filter((e) => e.size > 0n).sort((a, b) => (a.paddr < b.paddr ? -1 : 1));
+      for (let i = 1; i < all.length; i++) expect(all[i]!.paddr, `${all[i - 1]!.name} overlaps ${all[i]!.name}`).toBeGreaterThanOrEqual(all[i - 1]!.paddr + all[i - 1]!.size);
+      const kernelBytes = all.filter((e) => e.name.startsWith('Kernel-')).reduce((a, e) => a + e.size, 0n);
+      expect(kernelBytes).toBe(kc.segments.filter((s) => s.vmsize > 0n).reduce((a, s) => a + s.vmsize, 0n));
       expect(findAdt(tree, '/cpus')!.node.children).toHaveLength(4);
     });
   }
