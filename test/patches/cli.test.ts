@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { openContainer } from '../../src/macho/container.js';
 import { readManifest, sha256 } from '../../src/manifest.js';
 import { parseAdt } from '../../src/dtb/adt.js';
-import { repoRoot, runCli } from '../helpers/cli.js';
+import { corpus, repoRoot, runCli } from '../helpers/cli.js';
 import { canBuildSamples, sample } from './samples.js';
 import type { SampleBuild } from '../../src/samples/build.js';
 
@@ -48,6 +48,18 @@ describe.skipIf(!canBuildSamples)('m1prep patch on the 12.3 sample (needs clang 
     expect(platform.edits[0].disasmBefore[0]).toMatch(/^(sub sp, sp|stp x\d+, x\d+, \[sp|pacibsp)/);
     expect(parseAdt(new Uint8Array(readFileSync(path.join(out, 'devicetree.adt')))).children.length).toBeGreaterThan(0);
     expect(readFileSync(path.join(out, 'patch-report.txt'), 'utf8')).toMatch(/3 applied, 0 already applied, 0 failed/);
+  });
+
+  it('--ramdisk-fs and --device-tree override the profile (APFS ramdisk; the real j274 ADT from the corpus)', () => {
+    const out = path.join(tmp(), 'out');
+    const adt = path.join(corpus, 'devicetree/DeviceTree.j274ap.im4p');
+    const r = runCli(['patch', '--profile', '12.3', '--kernelcache', s.im4p, '--out', out, '--ramdisk-fs', 'apfs', ...(existsSync(adt) ? ['--device-tree', adt] : [])]);
+    expect(r.code, r.stderr).toBe(0);
+    const m = readManifest(out, true);
+    expect(m.artifacts.ramdisk?.fs).toBe('apfs');
+    // APFS container superblock: "NXSB" at offset 32 of block 0.
+    expect(readFileSync(path.join(out, 'ramdisk.img')).subarray(32, 36).toString('latin1')).toBe('NXSB');
+    if (existsSync(adt)) expect(m.inputs.find((i) => i.role === 'device-tree-base')?.path).toBe(adt);
   });
 
   it('--dry-run reports and writes nothing; --json gives the report', () => {

@@ -152,6 +152,24 @@ ${COMMON}    match:
     expect(outcomes[0]!.matcher).toBe(2);
   });
 
+  it('an alternative can write its own action at its own offset', () => {
+    const k = guardsKernel();
+    const { outcomes, patched } = run(`  - id: alt-action
+${COMMON}    match:
+      - string: "not in this kernel"
+      - instructions: ["bl *", "cmp w0, #?", "b.ne *"]
+        offset: 8
+        action: { instructions: ["b.eq #4"] }
+    action: { return: 0 }
+`, k.bytes);
+    expect(outcomes[0]).toMatchObject({ status: 'applied', matcher: 1 });
+    const before = disassembleFunction(k.file, '_platform_check');
+    const after = disassembleFunction(writeTemp(patched), '_platform_check');
+    const i = before.findIndex((l) => l.startsWith('b.ne'));
+    expect(after[i]).toMatch(/^b\.eq 0x[0-9a-f]+$/);
+    expect(after.filter((_, j) => j !== i)).toEqual(before.filter((_, j) => j !== i));
+  });
+
   it('conditions: Darwin and macOS ranges (inclusive, prefix bounds), architecture', () => {
     const k = guardsKernel();
     const c = openCollection(k.bytes);
