@@ -62,7 +62,8 @@ const S = 'fileset builder';
 export function buildFileset(opts: BuildFilesetOptions): Uint8Array {
   const base = opts.baseVmaddr ?? DEFAULT_KC_BASE;
   const page = BigInt(opts.pageSize ?? 16384);
-  if (page <= 0n || (page & (page - 1n)) !== 0n) throw new UsageError(`pageSize ${page} is not a power of two`);
+  // Chain links are 12 bits of 4-byte strides, so a chain page cannot exceed 16 KiB.
+  if (page !== 16384n && page !== 4096n) throw new UsageError(`pageSize ${page}: use 16384 (arm64) or 4096`);
   if (base % page !== 0n) throw new UsageError(`baseVmaddr 0x${base.toString(16)} is not page aligned`);
 
   const images: Image[] = [openImage(KERNEL_ENTRY_ID, opts.kernel, [MH_EXECUTE])];
@@ -202,7 +203,7 @@ export function buildFileset(opts: BuildFilesetOptions): Uint8Array {
     }
   }
   top.u32(LC_CHAINED).u32(16).u32(Number(linkeditOff)).u32(chained.length);
-  const uuid = createHash('sha256');
+  const uuid = createHash('sha256').update(`${base}:${page}`);
   for (const img of images) uuid.update(img.id).update(img.m.bytes);
   top.u32(LC_UUID).u32(24).bytes(uuid.digest().subarray(0, 16));
   if (buildVersion) top.bytes(buildVersion.raw);
@@ -381,6 +382,7 @@ function writeChainEntries(out: Uint8Array, segs: SegRange[], slots: Map<bigint,
           const gap = list[i + 1]! - a;
           if (gap % 4n !== 0n) throw new FormatError(S, a, `pointers at 0x${a.toString(16)} and 0x${list[i + 1]!.toString(16)} are not 4-byte apart multiples (stride 4)`);
           next = gap / 4n;
+          if (next >= 1n << 12n) throw new FormatError(S, a, 'pointers too far apart for one chain link');
         }
         const target = v.target - base;
         if (target < 0n || target >= 1n << 30n) throw new FormatError(S, a, `target 0x${v.target.toString(16)} outside the collection`);

@@ -202,6 +202,24 @@ describe.skipIf(missing !== undefined)('fileset builder (clang + ld64.lld inputs
     expect(() => buildFileset({ kernel: readFileSync(fx.kernelNoPie), kexts: [] })).toThrow(/-no_pie/);
   });
 
+  it('builds with 4 KiB pages and another base: same pointers, moved', () => {
+    const base = 0xfffffff007004000n;
+    const k4 = parseMachO(buildFileset({ kernel: readFileSync(fx.kernel), kexts: [{ id: 'com.example.kexta', macho: readFileSync(fx.kexta), infoPlist: fx.kextaPlist }, { id: 'com.example.kextb', macho: readFileSync(fx.kextb) }], baseVmaddr: base, pageSize: 4096 }));
+    const c4 = parseChainedFixups(k4)!;
+    expect(c4.segments.every((s) => s.page_size === 4096)).toBe(true);
+    const w16 = walkChainedFixups(m, parseChainedFixups(m), DEFAULT_KC_BASE);
+    const w4 = walkChainedFixups(k4, c4, base);
+    expect(w4.length).toBe(w16.length);
+    // Same slots and targets relative to each image's entry address.
+    const rel = (mm: MachO, w: typeof w4) => {
+      const es = filesetEntries(mm);
+      const owner = (a: bigint) => [...es].reverse().find((e) => a >= e.vmaddr)!;
+      return w.map((f) => [owner(f.address).id, f.address - owner(f.address).vmaddr, owner(f.target!).id, f.target! - owner(f.target!).vmaddr]).sort();
+    };
+    expect(rel(k4, w4)).toEqual(rel(m, w16));
+    expect(() => buildFileset({ kernel: readFileSync(fx.kernel), kexts: [], pageSize: 65536 })).toThrow(/pageSize/);
+  });
+
   it('is deterministic', () => {
     const again = buildFileset({
       kernel: readFileSync(fx.kernel),
