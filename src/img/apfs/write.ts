@@ -6,6 +6,7 @@ import { contentOf, dataLength, modeOf, type DirNode, type TreeNode } from '../t
 import { planTree, type KV, type TreeSpec } from './btree-write.js';
 import { sealObject } from './checksum.js';
 import * as F from './format.js';
+import { view } from '../source.js';
 import { foldName, nameHash } from './names.js';
 import { buildSpaceman, spacemanGeometry, type SpacemanGeometry } from './spaceman-write.js';
 
@@ -70,9 +71,30 @@ interface Inode {
 
 const enc = new TextEncoder();
 
+/**
+ * Record keys and values are carved out of large shared buffers: a catalog has several records
+ * per file, and one ArrayBuffer each would cost more in allocation and GC than the rest.
+ */
+class Arena {
+  private chunk = new Uint8Array(0);
+  private used = 0;
+  alloc(n: number): Uint8Array {
+    if (this.used + n > this.chunk.length) {
+      this.chunk = new Uint8Array(Math.max(1 << 20, n));
+      this.used = 0;
+    }
+    const b = this.chunk.subarray(this.used, this.used + n);
+    this.used += n;
+    return b;
+  }
+}
+
+let arena = new Arena();
+const bytes = (n: number): Uint8Array => arena.alloc(n);
+
 function le64(v: bigint): Uint8Array {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, v, true);
+  const b = bytes(8);
+  view(b).setBigUint64(0, v, true);
   return b;
 }
 
@@ -120,8 +142,8 @@ function collect(root: DirNode, ci: boolean): Inode[] {
 
 function xfields(fields: { type: number; flags: number; data: Uint8Array }[]): Uint8Array {
   const used = fields.reduce((s, f) => s + ((f.data.length + 7) & ~7), 0);
-  const out = new Uint8Array(4 + 4 * fields.length + used);
-  const dv = new DataView(out.buffer);
+  const out = bytes(4 + 4 * fields.length + used);
+  const dv = view(out);
   dv.setUint16(0, fields.length, true);
   dv.setUint16(2, used, true);
   let at = 4 + 4 * fields.length;
@@ -137,8 +159,8 @@ function xfields(fields: { type: number; flags: number; data: Uint8Array }[]): U
 
 function inodeRecord(i: Inode, nameOverride?: string): KV {
   const n = i.node;
-  const v = new Uint8Array(92);
-  const dv = new DataView(v.buffer);
+  const v = bytes(92);
+  const dv = view(v);
   dv.setBigUint64(0, i.parent, true);
   dv.setBigUint64(8, i.ino, true); // private_id: the data stream's id is the inode's
   for (const o of [16, 24, 32, 40]) dv.setBigUint64(o, n.mtimeNs < 0n ? 0n : n.mtimeNs, true);
@@ -146,31 +168,31 @@ function inodeRecord(i: Inode, nameOverride?: string): KV {
   dv.setUint32(72, n.uid >>> 0, true);
   dv.setUint32(76, n.gid >>> 0, true);
   dv.setUint16(80, modeOf(n), true);
-  const fields = [{ type: F.INO_EXT_TYPE_NAME, flags: F.XF_DO_NOT_COPY, data: enc.encode((nameOverride ?? i.name) + '\0') }];
+  const fields: { type: number; flags: number; data: Uint8Array }[] = [{ type: F.INO_EXT_TYPE_NAME, flags: F.XF_DO_NOT_COPY, data: enc.encode((nameOverride ?? i.name) + '\0') }];
   const len = dataLength(n);
   if (n.kind === 'file' && len > 0n) {
-    const ds = new Uint8Array(40);
-    const d = new DataView(ds.buffer);
+    const ds = bytes(40);
+    const d = view(ds);
     d.setBigUint64(0, len, true);
     d.setBigUint64(8, BigInt(i.blocks) * BSn, true);
     d.setBigUint64(24, len, true); // total_bytes_written
     fields.push({ type: F.INO_EXT_TYPE_DSTREAM, flags: F.XF_SYSTEM_FIELD, data: ds });
   }
   const xf = xfields(fields);
-  const val = new Uint8Array(v.length + xf.length);
+  const val = bytes(v.length + xf.length);
   val.set(v);
   val.set(xf, v.length);
   return { key: le64(objKey(i.ino, F.APFS_TYPE_INODE)), val };
 }
 
 function drecRecord(parent: bigint, name: string, nameBytes: Uint8Array, ino: bigint, dtype: number, dateNs: bigint, ci: boolean): KV {
-  const key = new Uint8Array(12 + nameBytes.length + 1);
-  const dv = new DataView(key.buffer);
+  const key = bytes(12 + nameBytes.length + 1);
+  const dv = view(key);
   dv.setBigUint64(0, objKey(parent, F.APFS_TYPE_DIR_REC), true);
   dv.setUint32(8, ((nameHash(name, ci) << 10) | (nameBytes.length + 1)) >>> 0, true);
   key.set(nameBytes, 12);
-  const val = new Uint8Array(18);
-  const v = new DataView(val.buffer);
+  const val = bytes(18);
+  const v = view(val);
   v.setBigUint64(0, ino, true);
   v.setBigUint64(8, dateNs < 0n ? 0n : dateNs, true);
   v.setUint16(16, dtype, true);
@@ -181,13 +203,13 @@ function xattrRecord(ino: bigint, name: string, value: Uint8Array, systemOwned: 
   const nb = enc.encode(name);
   if (nb.length === 0 || nb.length > 255) throw new ImageInputError(`extended attribute name ${JSON.stringify(name)} must be 1 to 255 UTF-8 bytes`);
   if (value.length > F.XATTR_MAX_EMBEDDED_SIZE) throw new ImageInputError(`extended attribute ${name} is ${value.length} bytes; APFS images hold embedded attributes up to ${F.XATTR_MAX_EMBEDDED_SIZE} bytes`);
-  const key = new Uint8Array(10 + nb.length + 1);
-  const dv = new DataView(key.buffer);
+  const key = bytes(10 + nb.length + 1);
+  const dv = view(key);
   dv.setBigUint64(0, objKey(ino, F.APFS_TYPE_XATTR), true);
   dv.setUint16(8, nb.length + 1, true);
   key.set(nb, 10);
-  const val = new Uint8Array(4 + value.length);
-  const v = new DataView(val.buffer);
+  const val = bytes(4 + value.length);
+  const v = view(val);
   v.setUint16(0, F.XATTR_DATA_EMBEDDED | (systemOwned ? F.XATTR_FILE_SYSTEM_OWNED : 0), true);
   v.setUint16(2, value.length, true);
   val.set(value, 4);
@@ -195,33 +217,34 @@ function xattrRecord(ino: bigint, name: string, value: Uint8Array, systemOwned: 
 }
 
 /** Catalog key order (APFS Reference "File-System Objects"): id, type, hash or offset, name. */
-interface SortKey { kv: KV; id: bigint; type: number; num: bigint; name: Uint8Array | null }
+interface SortKey { kv: KV; idHi: number; idLo: number; type: number; numHi: number; numLo: number; name: Uint8Array | null }
+
+function u32(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+}
 
 function sortKey(kv: KV): SortKey {
-  const d = new DataView(kv.key.buffer, kv.key.byteOffset, kv.key.length);
-  const h = d.getBigUint64(0, true);
-  const type = Number(h >> F.OBJ_TYPE_SHIFT);
-  let num = 0n;
-  let name: Uint8Array | null = null;
-  if (BigInt(type) === F.APFS_TYPE_DIR_REC) {
-    num = BigInt((d.getUint32(8, true) & ~0x3ff) >>> 0);
-    name = kv.key.subarray(12);
-  } else if (BigInt(type) === F.APFS_TYPE_FILE_EXTENT) {
-    num = d.getBigUint64(8, true);
-  } else if (BigInt(type) === F.APFS_TYPE_XATTR) {
-    name = kv.key.subarray(10);
+  const k = kv.key;
+  const hi = u32(k, 4);
+  const type = hi >>> 28;
+  const sk: SortKey = { kv, idHi: hi & 0x0fffffff, idLo: u32(k, 0), type, numHi: 0, numLo: 0, name: null };
+  if (type === Number(F.APFS_TYPE_DIR_REC)) {
+    sk.numLo = (u32(k, 8) & ~0x3ff) >>> 0;
+    sk.name = k.subarray(12);
+  } else if (type === Number(F.APFS_TYPE_FILE_EXTENT)) {
+    sk.numLo = u32(k, 8);
+    sk.numHi = u32(k, 12);
+  } else if (type === Number(F.APFS_TYPE_XATTR)) {
+    sk.name = k.subarray(10);
   }
-  return { kv, id: h & F.OBJ_ID_MASK, type, num, name };
+  return sk;
 }
 
 function sortCatalog(records: KV[]): KV[] {
   const keys = records.map(sortKey);
-  keys.sort((a, b) => {
-    if (a.id !== b.id) return a.id < b.id ? -1 : 1;
-    if (a.type !== b.type) return a.type - b.type;
-    if (a.num !== b.num) return a.num < b.num ? -1 : 1;
-    return a.name && b.name ? Buffer.compare(a.name, b.name) : 0;
-  });
+  keys.sort((a, b) =>
+    a.idHi - b.idHi || a.idLo - b.idLo || a.type - b.type || a.numHi - b.numHi || a.numLo - b.numLo ||
+    (a.name && b.name ? Buffer.compare(a.name, b.name) : 0));
   return keys.map((k) => k.kv);
 }
 
@@ -257,25 +280,25 @@ function records(all: Inode[], ci: boolean, createdNs: bigint): Trees {
       catalog.push(xattrRecord(i.ino, F.SYMLINK_EA_NAME, enc.encode(i.node.target + '\0'), true));
     }
     if (i.node.kind === 'file' && i.blocks > 0) {
-      const refcnt = new Uint8Array(4);
-      new DataView(refcnt.buffer).setUint32(0, 1, true);
+      const refcnt = bytes(4);
+      view(refcnt).setUint32(0, 1, true);
       catalog.push({ key: le64(objKey(i.ino, F.APFS_TYPE_DSTREAM_ID)), val: refcnt });
       let logical = 0n;
       for (const e of i.extents) {
-        const key = new Uint8Array(16);
-        const k = new DataView(key.buffer);
+        const key = bytes(16);
+        const k = view(key);
         k.setBigUint64(0, objKey(i.ino, F.APFS_TYPE_FILE_EXTENT), true);
         k.setBigUint64(8, logical, true);
-        const val = new Uint8Array(24);
-        const v = new DataView(val.buffer);
+        const val = bytes(24);
+        const v = view(val);
         v.setBigUint64(0, BigInt(e.count) * BSn, true);
         v.setBigUint64(8, BigInt(e.start), true);
         catalog.push({ key, val });
         relocate.push({ bytes: val, at: 8 });
         logical += BigInt(e.count) * BSn;
         const pkey = le64(objKey(BigInt(e.start), F.APFS_TYPE_EXTENT));
-        const pval = new Uint8Array(20);
-        const p = new DataView(pval.buffer);
+        const pval = bytes(20);
+        const p = view(pval);
         p.setBigUint64(0, BigInt(e.count) | (F.KIND_NEW << F.PEXT_KIND_SHIFT), true);
         p.setBigUint64(8, i.ino, true); // owning data stream
         p.setUint32(16, 1, true);
@@ -286,8 +309,8 @@ function records(all: Inode[], ci: boolean, createdNs: bigint): Trees {
   }
   const sorted = sortCatalog(catalog);
   extentref.sort((a, b) => {
-    const x = new DataView(a.key.buffer).getBigUint64(0, true) & F.OBJ_ID_MASK;
-    const y = new DataView(b.key.buffer).getBigUint64(0, true) & F.OBJ_ID_MASK;
+    const x = view(a.key).getBigUint64(0, true) & F.OBJ_ID_MASK;
+    const y = view(b.key).getBigUint64(0, true) & F.OBJ_ID_MASK;
     return x < y ? -1 : x > y ? 1 : 0;
   });
   return { catalog: sorted, extentref, relocate };
@@ -300,12 +323,12 @@ const OMAP_SPEC: TreeSpec = { subtype: F.OBJECT_TYPE_OMAP, storage: F.OBJ_PHYSIC
 
 function omapRecords(map: { oid: bigint; paddr: bigint }[]): KV[] {
   return map.map(({ oid, paddr }) => {
-    const key = new Uint8Array(16);
-    const k = new DataView(key.buffer);
+    const key = bytes(16);
+    const k = view(key);
     k.setBigUint64(0, oid, true);
     k.setBigUint64(8, XID, true);
-    const val = new Uint8Array(16);
-    const v = new DataView(val.buffer);
+    const val = bytes(16);
+    const v = view(val);
     v.setUint32(4, BS, true);
     v.setBigUint64(8, paddr, true);
     return { key, val };
@@ -343,6 +366,7 @@ interface Layout {
 }
 
 export function planApfs(root: DirNode, opts: ApfsOptions): ImagePlan {
+  arena = new Arena();
   const ci = !opts.caseSensitive;
   const label = enc.encode(opts.label);
   if (label.length === 0 || label.length > 255) throw new ImageInputError(`volume label ${JSON.stringify(opts.label)} must be 1 to 255 UTF-8 bytes`);
