@@ -172,8 +172,11 @@ const ENTITIES: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"'
 function decodeEntities(t: string, r: Reader, at: number): string {
   if (!t.includes('&')) return t;
   return t.replace(/&(#x[0-9a-fA-F]+|#\d+|\w+);?/g, (all, e: string) => {
-    if (e.startsWith('#x')) return String.fromCodePoint(parseInt(e.slice(2), 16));
-    if (e.startsWith('#')) return String.fromCodePoint(parseInt(e.slice(1), 10));
+    if (e.startsWith('#')) {
+      const cp = e.startsWith('#x') ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
+      if (!(cp >= 0 && cp <= 0x10ffff)) r.fail(`character reference ${all} is not a Unicode code point`, at);
+      return String.fromCodePoint(cp);
+    }
     const v = ENTITIES[e];
     if (v === undefined) r.fail(`unknown entity ${all}`, at);
     return v;

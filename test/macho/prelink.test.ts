@@ -104,9 +104,32 @@ describe('XML plist reader', () => {
     expect((list[1]!.get('Again') as Map<string, PlistValue>).get('com.a')).toBe('1.0');
   });
 
+  it('2000 mutations of real and IOKit-style plists: only FormatError', () => {
+    const seeds = [sample, readFileSync(infoPlists[0]!, 'utf8'), '<dict ID="0"><key>a</key><array ID="1"><integer size="64" ID="2">0xffffffff00000000</integer><string IDREF="2"/></array><key>b</key><array IDREF="1"/></dict>'];
+    const alphabet = '<>/="&;#x0aZ \n';
+    let seed = 7;
+    const r = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    for (let i = 0; i < 2000; i++) {
+      let t = seeds[i % seeds.length]!;
+      for (let k = 0; k < 1 + Math.floor(r() * 3); k++) {
+        const at = Math.floor(r() * t.length);
+        const how = r();
+        if (how < 0.4) t = t.slice(0, at) + alphabet[Math.floor(r() * alphabet.length)] + t.slice(at + 1);
+        else if (how < 0.7) t = t.slice(0, at) + t.slice(at + 1 + Math.floor(r() * 8));
+        else if (how < 0.85) t = t.slice(0, at);
+        else t = t.slice(0, at) + t.slice(at, at + 20) + t.slice(at);
+      }
+      try {
+        parsePlist(t);
+      } catch (e) {
+        if (!(e instanceof FormatError)) throw new Error(`mutation ${i}: ${(e as Error).stack}\n${t}`);
+      }
+    }
+  });
+
   it('rejects bad input with a FormatError', () => {
     for (const bad of ['<dict><key>a</key>', '<dict><key>a</key><string IDREF="9"/></dict>', '<dict><string>x</string></dict>',
-      '<integer>12x</integer>', '<data>!!</data>', '<foo/>', '<string>a</string><string>b</string>', '<string>&bogus;</string>',
+      '<integer>12x</integer>', '<data>!!</data>', '<foo/>', '<string>a</string><string>b</string>', '<string>&bogus;</string>', '<string>&#x1234567890;</string>',
       '<array>'.repeat(1000) + '</array>'.repeat(1000)]) {
       expect(() => parsePlist(bad), bad.slice(0, 30)).toThrow(FormatError);
     }
