@@ -288,3 +288,137 @@ l1table: .skip 4096
     m.destroy();
   });
 });
+
+describe.skipIf(!ok)(`software backend: EL0 and TLB maintenance (${ok ? 'unicorn' : why})`, () => {
+  it('EL0: SVC and a MIDR read reach the EL1 vectors as SVC and UNDEF from the lower EL', async () => {
+    const { m, loop, console: con } = guestMachine(`
+.globl _start
+_start:
+  ldr x1, =UART
+  ldr x3, =vectors
+  msr vbar_el1, x3
+  adr x3, el0
+  msr elr_el1, x3
+  ldr x3, =RAM + 0x100000
+  msr sp_el0, x3
+  msr spsr_el1, xzr             // EL0t, interrupts unmasked
+  eret
+el0:
+  svc #7
+  mrs x0, midr_el1              // UNDEFINED at EL0
+  mov w2, #'!'
+  str w2, [x1, #0x20]
+1: b 1b
+sync_lower:
+  mrs x9, esr_el1
+  lsr x10, x9, #26
+  cmp x10, #0x15
+  b.ne 2f
+  mov w2, #'S'
+  str w2, [x1, #0x20]
+  eret
+2: mov x21, x9
+  mrs x22, elr_el1
+  add x22, x22, #4
+  msr elr_el1, x22
+  mov w2, #'U'
+  str w2, [x1, #0x20]
+  eret
+sync_handler:
+irq_handler:
+fiq_handler:
+  b .
+.balign 2048
+vectors:
+  .skip 0x200
+  b sync_handler
+  .balign 0x80
+  b irq_handler
+  .balign 0x80
+  b fiq_handler
+  .balign 0x80
+  b .
+  .balign 0x80
+  b sync_lower                  // 0x400: lower EL, AArch64, synchronous
+`);
+    loop.check = () => (con().includes('!') ? { kind: 'requested', why: 'done' } : null);
+    await loop.run({ timeoutMs: 5000 });
+    expect(con()).toBe('SU!');
+    const r = m.vcpus[0]!.getRegs();
+    expect(r.x[21]! >> 26n).toBe(0n);
+    expect((r.pstate >> 2n) & 3n).toBe(0n); // back at EL0
+    m.destroy();
+  });
+
+  it("a broadcast TLBI on one vCPU drops the other vCPU's stale translation", async () => {
+    const { m, loop, console: con } = guestMachine(`
+.equ VA, 0x40000000
+.equ OFF, 0x35200010            // UTRSTAT's offset inside its 1 GiB block
+.globl _start
+_start:
+  ldr x1, =UART
+${mmuOn}
+  mrs x4, mpidr_el1
+  and x4, x4, #0xff
+  adr x10, l1table
+  cbnz x4, secondary
+  ldr x11, =RAM
+  ldr x13, =0x701
+  orr x13, x13, x11
+  str x13, [x10, #8]            // VA 0x40000000 -> RAM
+  ldr x12, =RAM + OFF
+  mov w13, #0x1111
+  str w13, [x12]
+  dsb ish
+  ldr x2, =IMPL1
+  adr x3, _start
+  str x3, [x2]
+  ldr x2, =CPUSTART
+  mov w3, #2
+  str w3, [x2, #4]
+  str w3, [x2, #8]
+  adr x9, flag
+0: ldr w3, [x9]
+  cmp w3, #1
+  b.ne 0b
+  ldr x11, =UART
+  lsr x11, x11, #30
+  lsl x11, x11, #30
+  ldr x13, =0x405
+  orr x13, x13, x11
+  str x13, [x10, #8]            // VA 0x40000000 -> the UART's block (device)
+  dsb ishst
+  tlbi vmalle1is
+  dsb ish
+  isb
+  mov w3, #2
+  str w3, [x9]
+1: wfi
+  b 1b
+secondary:
+  adr x9, flag
+  ldr x5, =VA + OFF
+  ldr w6, [x5]                  // through RAM: 0x1111
+  mov w3, #1
+  str w3, [x9]
+0: ldr w3, [x9]
+  cmp w3, #2
+  b.ne 0b
+  ldr w7, [x5]                  // through the new mapping: UTRSTAT
+  mov w2, #'.'
+  str w2, [x1, #0x20]
+1: wfi
+  b 1b
+.balign 8
+flag: .word 0
+.balign 4096
+l1table: .skip 4096
+`, 2);
+    loop.check = () => (con().includes('.') ? { kind: 'requested', why: 'done' } : null);
+    await loop.run({ timeoutMs: 10000 });
+    const r = m.vcpus[1]!.getRegs();
+    expect(r.x[6]).toBe(0x1111n);
+    expect(r.x[7]! & 6n).toBe(6n); // TX empty bits of UTRSTAT, not the stale RAM word
+    m.destroy();
+  });
+});
