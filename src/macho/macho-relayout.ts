@@ -185,17 +185,17 @@ export function writeHeaderAndCommands(out: Uint8Array, at: number, m: MachO, cm
   out.set(cmds, at + MACH_HEADER_64_SIZE);
 }
 
-/** Bytes available for header + commands: up to the first section's file data after the header. */
+/**
+ * Bytes available for header + commands: from the header to the first section data of the segment
+ * that holds the header (at most to that segment's end).
+ */
 export function headerRoom(m: MachO): number {
-  let first = Infinity;
-  for (const s of m.segments) {
-    for (const c of s.sections) {
-      if (!isZerofill(c) && c.offset > m.headerOffset && c.size > 0n) first = Math.min(first, c.offset - m.headerOffset);
-    }
+  const at = BigInt(m.headerOffset);
+  const seg = m.segments.find((s) => s.filesize > 0n && at >= s.fileoff && at < s.fileoff + s.filesize);
+  if (!seg) return MACH_HEADER_64_SIZE + m.header.sizeofcmds;
+  let room = Number(seg.fileoff + seg.filesize - at);
+  for (const c of seg.sections) {
+    if (!isZerofill(c) && c.size > 0n && c.offset > m.headerOffset) room = Math.min(room, c.offset - m.headerOffset);
   }
-  if (first === Infinity) {
-    const text = m.segments.find((s) => s.fileoff === BigInt(m.headerOffset) && s.filesize > 0n);
-    first = text ? Number(text.filesize) : MACH_HEADER_64_SIZE + m.header.sizeofcmds;
-  }
-  return first;
+  return room;
 }
