@@ -57,6 +57,13 @@ export function lzssDecode(src: Uint8Array, size?: number): LzssDecoded {
       // Ring position of output byte o is (START + o) & MASK, so i is `dist` bytes back.
       let dist = (START + o - i) & MASK;
       if (dist === 0) dist = LZSS_N;
+      if (o >= dist && o + len <= cap) {
+        // The common case: the whole match lies in the output already written.
+        let from = o - dist;
+        const e = o + len;
+        while (o < e) out[o++] = out[from++]!;
+        continue;
+      }
       for (let k = 0; k < len; k++) {
         if (o >= cap) break outer;
         const from = o - dist;

@@ -58,6 +58,12 @@ export function lzvnDecodeInto(
   let d = dstPos;
   let D = 0;
   const kinds = OPCODE_KIND;
+  const dv = new DataView(dst.buffer, dst.byteOffset, dst.length);
+  const sv = new DataView(src.buffer, src.byteOffset, src.length);
+  // Wide copies may spill up to 7 bytes past their end: only where the buffer has room. Past
+  // dstLimit they land in bytes that the caller's later output overwrites (LZFSE blocks) or that
+  // are not returned (lzvnDecode's slack).
+  const wideEnd = dst.length;
   for (;;) {
     if (s >= srcLimit) bad(base, s, 'truncated: no end-of-stream opcode');
     const op = src[s]!;
@@ -115,7 +121,14 @@ export function lzvnDecodeInto(
     if (L) {
       if (s + L > srcLimit) bad(base, s, 'truncated literal');
       if (d + L > dstLimit) bad(base, s, 'output larger than the declared size');
-      for (let i = 0; i < L; i++) dst[d + i] = src[s + i]!;
+      if (L > 16 && s + L + 8 <= src.length && d + L + 8 <= wideEnd) {
+        for (let i = 0; i < L; i += 8) {
+          dv.setUint32(d + i, sv.getUint32(s + i, true), true);
+          dv.setUint32(d + i + 4, sv.getUint32(s + i + 4, true), true);
+        }
+      } else {
+        for (let i = 0; i < L; i++) dst[d + i] = src[s + i]!;
+      }
       s += L;
       d += L;
     }
@@ -123,11 +136,18 @@ export function lzvnDecodeInto(
       if (D === 0 || D > d) bad(base, s - len - L, `match distance ${D} reaches before the start of the output`);
       if (d + M > dstLimit) bad(base, s - len - L, 'output larger than the declared size');
       let from = d - D;
-      if (D >= M && M > 32) {
-        dst.copyWithin(d, from, from + M);
-        d += M;
+      const e = d + M;
+      if (D >= 8 && e + 8 <= wideEnd) {
+        // 8 bytes at a time (a chunk never overlaps its own source when D >= 8); may write up
+        // to 7 bytes past the match, inside the buffer, which later output overwrites.
+        while (d < e) {
+          dv.setUint32(d, dv.getUint32(from, true), true);
+          dv.setUint32(d + 4, dv.getUint32(from + 4, true), true);
+          d += 8;
+          from += 8;
+        }
+        d = e;
       } else {
-        const e = d + M;
         while (d < e) dst[d++] = dst[from++]!;
       }
     }
@@ -139,7 +159,7 @@ export function lzvnDecodeInto(
  * its decoded size, so the caller gives an upper bound; the result is exactly what was decoded.
  */
 export function lzvnDecode(src: Uint8Array, maxSize: number): Uint8Array {
-  const out = new Uint8Array(maxSize);
+  const out = new Uint8Array(maxSize + 16);
   const r = lzvnDecodeInto(src, 0, src.length, out, 0, maxSize);
-  return r.dstEnd === maxSize ? out : out.subarray(0, r.dstEnd);
+  return out.subarray(0, r.dstEnd);
 }
