@@ -92,6 +92,7 @@ export class YamlSource {
       const { message, extraKey } = describe(e, what);
       this.problem(extraKey ? [...parts, extraKey] : parts, message, Boolean(extraKey));
     }
+    this.problems.sort((a, b) => a.line - b.line || a.column - b.column);
     return false;
   }
 }
@@ -109,7 +110,9 @@ function pickErrors(errors: ErrorObject[]): ErrorObject[] {
     // Errors under a deeper path already explain a failed oneOf/anyOf here.
     const deeper = [...byPath.keys()].some((q) => q !== p && q.startsWith(p + '/'));
     const plain = list.filter((e) => !['oneOf', 'anyOf', 'not', 'if', 'required', 'type'].includes(e.keyword) || !e.schemaPath.includes('/oneOf/'));
-    const direct = plain.filter((e) => e.keyword !== 'oneOf' && e.keyword !== 'anyOf');
+    let direct = plain.filter((e) => e.keyword !== 'oneOf' && e.keyword !== 'anyOf');
+    // "must be object" next to an array's own problem (another branch of a oneOf) adds nothing.
+    if (direct.some((e) => e.keyword !== 'type')) direct = direct.filter((e) => e.keyword !== 'type');
     if (direct.length) out.push(...dedupe(direct));
     else if (!deeper) out.push(list.find((e) => e.keyword === 'oneOf') ?? list[0]!);
   }
@@ -136,7 +139,16 @@ function describe(e: ErrorObject, what: string): { message: string; extraKey?: s
       return { message: `${where}: "${String(p.missingProperty)}" is required` };
     case 'enum':
       return { message: `${where} must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
+    case 'pattern': {
+      const key = where.split('.').pop() ?? '';
+      if (key === 'id' || key === 'set' || /patchSets\.\d+$/.test(where)) return { message: `${where} must be lower-case letters, digits and dashes (like sep-wait)` };
+      if (key === 'min' || key === 'max') return { message: `${where} must be a version like 21, 21.4 or 21.4.1` };
+      if (key === 'macos') return { message: `${where} must be a macOS version like 12.3 or 13.x` };
+      if (key === 'bytes' || key === 'mask' || key === 'replace') return { message: `${where} must be hex byte pairs, like "1f 20 03 d5"` };
+      return { message: `${where} ${e.message ?? 'is invalid'}` };
+    }
     case 'oneOf':
+      if (/expect$/.test(where)) return { message: `${where} must be a count N, { exactly: N } or { atLeast: N }` };
       if (/match(\.\d+)?$/.test(where)) return { message: `${where} must have exactly one of instructions, bytes, string or symbol (mask goes only with bytes)` };
       if (/action$/.test(where)) return { message: `${where} must have exactly one of replace, instructions, nop, return or pointer (mask goes only with replace, width only with return)` };
       return { message: `${where} has the wrong shape` };

@@ -35,6 +35,17 @@ describe('patch set validation (schema + compile), with line:column', () => {
     expect(problemsOf(set(OK_PATCH.replace(/reason: .*/, 'reason: "too short"')))).toEqual(['5:13: patches.0.reason must NOT have fewer than 20 characters']);
   });
 
+  it('shapes, patterns and ranges in plain words', () => {
+    const p = problemsOf(set(OK_PATCH.replace('id: p1', 'id: P1').replace('    match:', '    expect: "one"\n    when: { darwin: { min: "abc" } }\n    limit: -1\n    match:')));
+    expect(p).toEqual([
+      '4:9: patches.0.id must be lower-case letters, digits and dashes (like sep-wait)',
+      '8:13: patches.0.expect must be a count N, { exactly: N } or { atLeast: N }',
+      '9:28: patches.0.when.darwin.min must be a version like 21, 21.4 or 21.4.1',
+      '10:12: patches.0.limit must be >= 0',
+    ]);
+    expect(problemsOf(set(OK_PATCH.replace('match: { symbol: _x }', 'match: []')))).toEqual(['8:12: patches.0.match must NOT have fewer than 1 items']);
+  });
+
   it('a matcher or action with two kinds at once', () => {
     const p = problemsOf(set(OK_PATCH.replace('match: { symbol: _x }', 'match: { symbol: _x, string: "y" }').replace('action: { return: 0 }', 'action: { return: 0, nop: 1 }')));
     expect(p).toEqual([
