@@ -92,14 +92,21 @@ class Arena {
 let arena = new Arena();
 const bytes = (n: number): Uint8Array => arena.alloc(n);
 
-function le64(v: bigint): Uint8Array {
-  const b = bytes(8);
-  view(b).setBigUint64(0, v, true);
-  return b;
+/** Write obj_id_and_type (j_key_t) at `at`: the id in the low 60 bits, the type above. */
+function putObjKey(b: Uint8Array, at: number, id: bigint | number, type: bigint): void {
+  // Numbers, not BigInt arithmetic: a catalog has several keys per file.
+  const n = Number(id);
+  const lo = n % 0x100000000;
+  const hi = ((n - lo) / 0x100000000) & 0x0fffffff;
+  b[at] = lo & 0xff; b[at + 1] = (lo >>> 8) & 0xff; b[at + 2] = (lo >>> 16) & 0xff; b[at + 3] = lo >>> 24;
+  const h = (hi | (Number(type) << 28)) >>> 0;
+  b[at + 4] = h & 0xff; b[at + 5] = (h >>> 8) & 0xff; b[at + 6] = (h >>> 16) & 0xff; b[at + 7] = h >>> 24;
 }
 
-function objKey(id: bigint, type: bigint): bigint {
-  return (type << F.OBJ_TYPE_SHIFT) | (id & F.OBJ_ID_MASK);
+function objKeyBytes(id: bigint | number, type: bigint): Uint8Array {
+  const b = bytes(8);
+  putObjKey(b, 0, id, type);
+  return b;
 }
 
 function header(b: Uint8Array, oid: bigint, type: number, subtype = 0): void {
@@ -182,13 +189,13 @@ function inodeRecord(i: Inode, nameOverride?: string): KV {
   const val = bytes(v.length + xf.length);
   val.set(v);
   val.set(xf, v.length);
-  return { key: le64(objKey(i.ino, F.APFS_TYPE_INODE)), val };
+  return { key: objKeyBytes(i.ino, F.APFS_TYPE_INODE), val };
 }
 
 function drecRecord(parent: bigint, name: string, nameBytes: Uint8Array, ino: bigint, dtype: number, dateNs: bigint, ci: boolean): KV {
   const key = bytes(12 + nameBytes.length + 1);
   const dv = view(key);
-  dv.setBigUint64(0, objKey(parent, F.APFS_TYPE_DIR_REC), true);
+  putObjKey(key, 0, parent, F.APFS_TYPE_DIR_REC);
   dv.setUint32(8, ((nameHash(name, ci) << 10) | (nameBytes.length + 1)) >>> 0, true);
   key.set(nameBytes, 12);
   const val = bytes(18);
@@ -205,7 +212,7 @@ function xattrRecord(ino: bigint, name: string, value: Uint8Array, systemOwned: 
   if (value.length > F.XATTR_MAX_EMBEDDED_SIZE) throw new ImageInputError(`extended attribute ${name} is ${value.length} bytes; APFS images hold embedded attributes up to ${F.XATTR_MAX_EMBEDDED_SIZE} bytes`);
   const key = bytes(10 + nb.length + 1);
   const dv = view(key);
-  dv.setBigUint64(0, objKey(ino, F.APFS_TYPE_XATTR), true);
+  putObjKey(key, 0, ino, F.APFS_TYPE_XATTR);
   dv.setUint16(8, nb.length + 1, true);
   key.set(nb, 10);
   const val = bytes(4 + value.length);
@@ -282,12 +289,12 @@ function records(all: Inode[], ci: boolean, createdNs: bigint): Trees {
     if (i.node.kind === 'file' && i.blocks > 0) {
       const refcnt = bytes(4);
       view(refcnt).setUint32(0, 1, true);
-      catalog.push({ key: le64(objKey(i.ino, F.APFS_TYPE_DSTREAM_ID)), val: refcnt });
+      catalog.push({ key: objKeyBytes(i.ino, F.APFS_TYPE_DSTREAM_ID), val: refcnt });
       let logical = 0n;
       for (const e of i.extents) {
         const key = bytes(16);
         const k = view(key);
-        k.setBigUint64(0, objKey(i.ino, F.APFS_TYPE_FILE_EXTENT), true);
+        putObjKey(key, 0, i.ino, F.APFS_TYPE_FILE_EXTENT);
         k.setBigUint64(8, logical, true);
         const val = bytes(24);
         const v = view(val);
@@ -296,7 +303,7 @@ function records(all: Inode[], ci: boolean, createdNs: bigint): Trees {
         catalog.push({ key, val });
         relocate.push({ bytes: val, at: 8 });
         logical += BigInt(e.count) * BSn;
-        const pkey = le64(objKey(BigInt(e.start), F.APFS_TYPE_EXTENT));
+        const pkey = objKeyBytes(e.start, F.APFS_TYPE_EXTENT);
         const pval = bytes(20);
         const p = view(pval);
         p.setBigUint64(0, BigInt(e.count) | (F.KIND_NEW << F.PEXT_KIND_SHIFT), true);
