@@ -1,7 +1,8 @@
 import { FormatError } from '../errors.js';
-import { ByteSink, alignUpBig, setU64 } from './macho-bytes.js';
+import { ByteSink, alignUpBig, encodeUleb, setU64 } from './macho-bytes.js';
+import { REBASE_OPCODE_DONE, REBASE_OPCODE_DO_REBASE_ULEB_TIMES, REBASE_OPCODE_SET_SEGMENT_AND_OFFSET_ULEB, REBASE_OPCODE_SET_TYPE_IMM, REBASE_TYPE_POINTER } from './dyld-info.js';
 import { CPU_TYPE_X86_64, LC_CODE_SIGNATURE } from './macho-constants.js';
-import { parseMachO, vmToFileOffset, type MachO } from './macho.js';
+import { commandOf, parseMachO, vmToFileOffset, type MachO } from './macho.js';
 import type { Segment64 } from './load-commands.js';
 import { headerRoom, isLinkeditSegment, placeLinkedit, relayoutCommands, writeHeaderAndCommands } from './macho-relayout.js';
 import { parseChainedFixups, walkSegmentChains, type ChainedFixup, type ChainedFixups } from './fixups.js';
@@ -61,9 +62,32 @@ export function extractImage(m: MachO, headerOffset: number, slotted: Slotted = 
     cursor = alignUpBig(cursor + s.filesize, page);
   }
   const vmEnd = kept.reduce((a, s) => (s.vmaddr + s.vmsize > a ? s.vmaddr + s.vmsize : a), 0n);
+  // The collection's chain entries that fall in this image: written as plain addresses, and
+  // listed as rebases (LC_DYLD_INFO) so the file still says which words are pointers.
+  const resolved: { seg: Segment64; rel: bigint; target: bigint }[] = [];
+  if (em.bytes === m.bytes && slotted.collection === m) {
+    for (const s of withData) {
+      for (const f of fixupsIn(slotted, s.fileoff, s.fileoff + s.filesize)) {
+        const rel = BigInt(f.fileOffset) - s.fileoff;
+        if (f.kind === 'rebase' && rel >= 0n && rel + 8n <= s.filesize) resolved.push({ seg: s, rel, target: f.target! });
+      }
+    }
+  }
   const le = new ByteSink();
   const dropCmds = new Set([LC_CODE_SIGNATURE]);
   const placement = placeLinkedit(em, le, 0n, { dropCmds, clearDyldInfoFixups: false });
+  const dyldInfo = commandOf(em, 'dyld_info');
+  // (A segment's file bytes are its first bytes of address space, so the offset in the file is the
+  // offset in the segment. The opcodes name segments in 4 bits: indexes above 15 cannot be said.)
+  const slots = resolved.map((r) => ({ segIndex: em.segments.indexOf(r.seg), offset: r.rel }));
+  if (dyldInfo && slots.length > 0 && slots.every((x) => x.segIndex < 16)) {
+    le.align(8);
+    const at = le.length;
+    le.bytes(rebaseOpcodes(slots));
+    const f = placement.fields.get(dyldInfo.offset)!;
+    f.rebase_off = at;
+    f.rebase_size = le.length - at;
+  }
   le.align(8);
   const linkedit = { vmaddr: alignUpBig(vmEnd, page), fileoff: cursor, size: BigInt(le.length) };
   const out = new Uint8Array(Number(cursor) + le.length);
@@ -72,15 +96,7 @@ export function extractImage(m: MachO, headerOffset: number, slotted: Slotted = 
     out.set(em.bytes.subarray(from, from + Number(s.filesize)), Number(newOff.get(s)!));
   }
   out.set(le.result(), Number(cursor));
-  // Resolve the collection's chain entries that fall in this image.
-  if (em.bytes === m.bytes && slotted.collection === m) {
-    for (const s of withData) {
-      for (const f of fixupsIn(slotted, s.fileoff, s.fileoff + s.filesize)) {
-        const rel = BigInt(f.fileOffset) - s.fileoff;
-        if (f.kind === 'rebase' && rel >= 0n && rel + 8n <= s.filesize) setU64(out, Number(newOff.get(s)! + rel), f.target!);
-      }
-    }
-  }
+  for (const r of resolved) setU64(out, Number(newOff.get(r.seg)! + r.rel), r.target);
   const { cmds, ncmds } = relayoutCommands(em, placement, {
     delta: 0n,
     segmentFileoff: (s) => newOff.get(s) ?? 0n,
@@ -90,6 +106,23 @@ export function extractImage(m: MachO, headerOffset: number, slotted: Slotted = 
   });
   writeHeaderAndCommands(out, 0, em, cmds, ncmds, headerRoom(em));
   return out;
+}
+
+/** REBASE_OPCODE_* (mach-o/loader.h) for pointer slots, sorted, runs of adjacent slots merged. */
+function rebaseOpcodes(slots: { segIndex: number; offset: bigint }[]): Uint8Array {
+  const b = new ByteSink();
+  b.u8(REBASE_OPCODE_SET_TYPE_IMM | REBASE_TYPE_POINTER);
+  const sorted = [...slots].sort((x, y) => x.segIndex - y.segIndex || (x.offset < y.offset ? -1 : x.offset > y.offset ? 1 : 0));
+  for (let i = 0; i < sorted.length;) {
+    const { segIndex, offset } = sorted[i]!;
+    let n = 1;
+    while (i + n < sorted.length && sorted[i + n]!.segIndex === segIndex && sorted[i + n]!.offset === offset + BigInt(n) * 8n) n++;
+    b.u8(REBASE_OPCODE_SET_SEGMENT_AND_OFFSET_ULEB | segIndex).bytes(encodeUleb(offset));
+    b.u8(REBASE_OPCODE_DO_REBASE_ULEB_TIMES).bytes(encodeUleb(BigInt(n)));
+    i += n;
+  }
+  b.u8(REBASE_OPCODE_DONE);
+  return b.result();
 }
 
 export interface ExtractTarget {

@@ -182,6 +182,13 @@ describe.skipIf(missing !== undefined)('fileset builder (clang + ld64.lld inputs
         resolved++;
       }
       if (e.id !== 'com.apple.kernel') expect(resolved).toBeGreaterThan(3);
+      // llvm-objdump reads those slots back as the image's rebase table: exactly the input's
+      // rebased and bound pointers (dyld_stub_binder's GOT slot is never used and stays 0).
+      const input = inputs[e.id]!;
+      const d = e.vmaddr - findSegment(parseMachO(new Uint8Array(readFileSync(input))), '__TEXT')!.vmaddr;
+      const binds = [...objdumpBinds(input, '--bind'), ...objdumpBinds(input, '--lazy-bind')].filter((b) => b.symbol !== 'dyld_stub_binder').map((b) => b.address);
+      const expected = [...new Set([...objdumpRebases(input), ...binds])].filter((a) => !objdumpBinds(input, '--bind').some((b) => b.symbol === 'dyld_stub_binder' && b.address === a)).map((a) => a + d).sort((a, b) => (a < b ? -1 : 1));
+      expect(objdumpRebases(f)).toEqual(expected);
       const before = [...objdumpExports(inputs[e.id]!).keys()].sort();
       expect([...objdumpExports(f).keys()].sort()).toEqual(before);
     }
