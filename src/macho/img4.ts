@@ -149,6 +149,21 @@ export function encodeProperty(p: Img4Property): DerChunks {
   return tlv(TAG_CLASS_PRIVATE, true, p.tag ?? fourccTag(p.name), sequence([ia5String(p.name), encodeValue(p.value)]));
 }
 
+/**
+ * Properties as a plain object for display and JSON: nested dicts become nested objects, byte
+ * strings (and raw DER) become hex strings, integers stay bigint.
+ */
+export function propertiesToObject(props: Img4Property[]): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const p of props) {
+    const v = p.value;
+    o[p.name] = v.type === 'dict' ? propertiesToObject(v.value)
+      : v.type === 'data' || v.type === 'raw' ? Array.from(v.value, (b) => b.toString(16).padStart(2, '0')).join('')
+      : v.value;
+  }
+  return o;
+}
+
 /** Find a property by name, e.g. findProperty(im4m.body, 'MANP'). */
 export function findProperty(props: Img4Property[] | undefined, name: string): Img4Property | undefined {
   return props?.find((p) => p.name === name);

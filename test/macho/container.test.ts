@@ -98,6 +98,14 @@ describe('m1prep unpack / pack', () => {
     expect(j.outputSize).toBe(dtre.length);
     expect(same(new Uint8Array(readFileSync(out)), dtre)).toBe(true);
   });
+  it('lists the IMG4 manifest in JSON (components and their digests)', () => {
+    const r = runCli(['unpack', path.join(corpus, 'img4/pyimg4-IMG4'), '-o', path.join(dir, 'img4.bin'), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.layers).toEqual(['img4', 'im4p:test']);
+    expect(j.im4m.components.krnl.DGST).toMatch(/^[0-9a-f]{96}$/); // SHA-384
+    expect(j.im4m.properties.ECID).toMatch(/^0x[0-9a-f]+$/);
+  });
   it('packs and unpacks again (lzfse, lzss, none)', () => {
     for (const c of ['lzfse', 'lzss', 'none']) {
       const im4p = path.join(dir, `dt-${c}.im4p`);

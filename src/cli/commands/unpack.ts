@@ -6,6 +6,7 @@ import { openContainer } from '../../macho/container.js';
 import { lzssDecode } from '../../macho/lzss.js';
 import { lzvnDecode } from '../../macho/lzvn-decode.js';
 import { lzfseDecode } from '../../macho/lzfse-decode.js';
+import { type Img4, manifestComponents, findProperty, propertiesToObject } from '../../macho/img4.js';
 
 // `m1prep unpack`: the payload of an IMG4/IM4P, a complzss file or a raw LZFSE stream, fully
 // decompressed; bare LZSS and LZVN streams (no magic) on request.
@@ -28,6 +29,22 @@ interface Result {
   description?: string;
   compression: string;
   encrypted?: boolean;
+  img4?: Img4;
+}
+
+/** What an IMG4's manifest and restore info say (digests and nonces are not checked). */
+function manifestSummary(img4: Img4 | undefined) {
+  if (!img4?.im4m && !img4?.im4r) return undefined;
+  const m = img4.im4m;
+  const manp = findProperty(m?.body, 'MANP');
+  return {
+    im4m: m && {
+      version: m.version,
+      properties: manp?.value.type === 'dict' ? propertiesToObject(manp.value.value) : {},
+      components: Object.fromEntries(manifestComponents(m).map((c) => [c.fourcc, propertiesToObject(c.properties)])),
+    },
+    im4r: img4.im4r && propertiesToObject(img4.im4r.properties),
+  };
 }
 
 function unpack(bytes: Uint8Array, format: string, size: number | undefined): Result {
@@ -79,11 +96,14 @@ export const unpackCommand = defineCommand({
       ui.emitJson({
         input: file, output: args.output, layers: r.layers, fourcc: r.fourcc, description: r.description,
         compression: r.compression, encrypted: r.encrypted ?? false, inputSize: bytes.length, outputSize: r.payload.length,
+        ...manifestSummary(r.img4),
       });
     } else {
       const what = [r.layers.join(' > '), r.fourcc ? `type ${r.fourcc}` : '', r.description ? `"${r.description}"` : ''].filter(Boolean).join(', ');
       ui.info(`${file}: ${what}`);
       if (r.encrypted) ui.warn('the payload is encrypted (IM4P keybags present); written as stored');
+      if (r.img4?.im4m) ui.info(`IM4M: manifest for ${manifestComponents(r.img4.im4m).map((c) => c.fourcc).join(', ')}`);
+      if (r.img4?.im4r) ui.info(`IM4R: ${r.img4.im4r.properties.map((p) => p.name).join(', ')}`);
       ui.out(`wrote ${args.output}: ${r.payload.length} bytes (from ${bytes.length})`);
     }
     return 0;
