@@ -13,7 +13,7 @@ export interface SerialPort {
   close(): void;
 }
 
-export async function openSerial(spec: string, interactiveStdin: boolean): Promise<SerialPort> {
+export async function openSerial(spec: string, interactiveStdin: boolean, log?: (line: string) => void): Promise<SerialPort> {
   if (spec === 'stdio') {
     const port: SerialPort = {
       describe: 'stdout',
@@ -45,31 +45,33 @@ export async function openSerial(spec: string, interactiveStdin: boolean): Promi
     return { describe: file, onInput: null, write: (b) => { writeSync(fd, b); }, close: () => closeSync(fd) };
   }
   if (spec.startsWith('tcp:')) {
+    // Like qemu's "-serial tcp::PORT,server": wait for the first client before the guest runs, so
+    // no output is lost; later clients replace it.
     const portNo = Number(spec.slice(4));
     if (!Number.isInteger(portNo) || portNo < 0 || portNo > 65535) throw new UsageError(`--serial ${spec}: not a TCP port`);
     let client: net.Socket | null = null;
-    const pending: Uint8Array[] = [];
+    let firstClient: (() => void) | null = null;
     const server = net.createServer((s) => {
       client?.destroy();
       client = s;
-      for (const p of pending.splice(0)) s.write(p);
       s.on('data', (d) => port.onInput?.(new Uint8Array(d)));
       s.on('close', () => { if (client === s) client = null; });
       s.on('error', () => {});
+      firstClient?.();
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new UsageError(`--serial ${spec}: ${e.message}`)));
       server.listen(portNo, '127.0.0.1', () => resolve());
     });
     const addr = server.address() as net.AddressInfo;
+    log?.(`serial: waiting for a console client on 127.0.0.1:${addr.port} (e.g. nc 127.0.0.1 ${addr.port})`);
+    await new Promise<void>((resolve) => { firstClient = resolve; });
+    firstClient = null;
     const port: SerialPort = {
       describe: `tcp 127.0.0.1:${addr.port}`,
       onInput: null,
-      write: (b) => {
-        if (client) client.write(b);
-        else if (pending.length < 4096) pending.push(b);
-      },
-      close: () => { client?.destroy(); server.close(); },
+      write: (b) => { client?.write(b); },
+      close: () => { client?.end(); server.close(); },
     };
     return port;
   }

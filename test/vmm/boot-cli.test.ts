@@ -9,6 +9,9 @@ import { tool, which } from '../../src/host/tools.js';
 import { tryLoadUnicorn } from '../../src/vmm/cpu/unicorn/ffi.js';
 import { assemble, canAssemble } from './helpers/asm.js';
 import { testLayout } from './helpers/machine.js';
+import { artifactFor, MANIFEST_VERSION } from '../../src/manifest.js';
+import { copyFileSync } from 'node:fs';
+import { defaultLayoutPath } from '../../src/dtb/layout.js';
 
 // `m1prep boot --kernel` end to end through the compiled CLI, with an arm64 "Image" assembled here
 // (a valid Image header in front of a tiny program) and an FDT compiled by dtc.
@@ -81,7 +84,7 @@ describe('m1prep boot (CLI)', () => {
     expect(r.stderr).toMatch(/OUT_DIR .* --kernel/);
   });
 
-  it('refuses --backend kvm with a host error until a KVM backend exists', () => {
+  it('refuses --backend kvm with a host error on a host without arm64 KVM', () => {
     const r = runCli(['boot', '--kernel', path.join(repoRoot, 'package.json'), '--dtb', path.join(repoRoot, 'package.json'), '--backend', 'kvm']);
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/KVM backend is not available/);
@@ -148,5 +151,57 @@ describe('m1prep boot (CLI)', () => {
     expect(out).toContain(`$2 = 0x${bp.toString(16)}`);
     expect(out).toContain(`$3 = 0x${(bp + 4n).toString(16)}`);
     expect(out).toContain('$4 = 0x235200000');
+  });
+
+  it('doctor reports the Unicorn library and its version', () => {
+    const r = runCli(['doctor', '--json']);
+    expect(r.code).toBe(0);
+    const u = JSON.parse(r.stdout).checks.find((c: { name: string }) => c.name === 'unicorn');
+    expect(u).toBeDefined();
+    if (tryLoadUnicorn()) expect(u.detail).toMatch(/libunicorn\.so\.2 2\.\d+\.\d+ \(>= 2\.1/);
+    else expect(u.status).toBe('missing');
+  });
+
+  it.skipIf(!ready)('boots OUT_DIR from its manifest, and refuses an artifact changed after the fact', () => {
+    const out = mkdtempSync(path.join(tmpdir(), 'm1prep-out-'));
+    copyFileSync(image, path.join(out, 'Image'));
+    copyFileSync(dtb, path.join(out, 'virt.dtb'));
+    copyFileSync(defaultLayoutPath(), path.join(out, 'layout.yaml'));
+    const manifest = {
+      m1prep: MANIFEST_VERSION, guest: 'linux', profile: null,
+      artifacts: { kernel: artifactFor(out, 'Image'), devicetree: artifactFor(out, 'virt.dtb'), layout: artifactFor(out, 'layout.yaml') },
+      bootArgs: 'console=ttySAC0', machine: { cpus: 1, ramMiB: 1024 },
+      verify: { success: ['fdt=d00dfeed'], failure: [], timeoutS: 30 }, inputs: [],
+    };
+    writeFileSync(path.join(out, 'manifest.json'), JSON.stringify(manifest));
+    const r = runCli(['boot', out, '--verify', '--serial', 'null']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/outcome +success: all 1 success marker/);
+    writeFileSync(path.join(out, 'Image'), Buffer.concat([readFileSync(image), Buffer.from([0])]));
+    const bad = runCli(['boot', out, '--verify']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/artifact kernel: Image does not match its sha256/);
+  });
+
+  it.skipIf(!ready)('serves the console on a TCP socket (--serial tcp:PORT)', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+    });
+    const vm = spawn(process.execPath, [path.join(repoRoot, 'bin/m1prep.js'), 'boot', '--kernel', image, '--dtb', dtb, '--serial', `tcp:${port}`, '--expect', 'd00dfeed', '--verify', '--timeout', '30'], { stdio: 'ignore' });
+    const text = await new Promise<string>((resolve, reject) => {
+      let got = '';
+      const tryConnect = (left: number) => {
+        const c = net.connect(port, '127.0.0.1');
+        let connected = false;
+        c.on('connect', () => { connected = true; });
+        c.on('data', (d) => { got += d; });
+        c.on('close', () => { if (connected) resolve(got); });
+        c.on('error', () => (left > 0 ? setTimeout(() => tryConnect(left - 1), 100) : reject(new Error('no serial socket'))));
+      };
+      tryConnect(100);
+    });
+    const code = await new Promise<number | null>((resolve) => (vm.exitCode !== null ? resolve(vm.exitCode) : vm.on('exit', resolve)));
+    expect(text).toContain('hello from the guest, fdt=d00dfeed');
+    expect(code).toBe(0);
   });
 });
