@@ -197,6 +197,10 @@ describe('APFS build options and errors', () => {
     buildImage({ fs: 'apfs', fromDir: d, output: path.join(work, 'case-cs.apfs'), label: 'C', caseSensitive: true, env });
     expect(openVolume(openFileSource(path.join(work, 'case-cs.apfs'))).list('/').map((e) => e.name).sort()).toEqual(['README', 'Readme']);
     expect(() => buildImage({ fs: 'apfs', fromDir: d, output: path.join(work, 'r.apfs'), label: 'C', caseSensitive: true, role: 'nonsense', env })).toThrow(/unknown APFS volume role/);
+    // 128 × 'é' is 256 UTF-8 bytes: one more than APFS names hold.
+    const long = path.join(work, 'long.yaml');
+    writeFileSync(long, `entries:\n  - path: /${'é'.repeat(128)}\n    type: file\n    content: x\n`);
+    expect(() => buildImage({ fs: 'apfs', fromDir: long, output: path.join(work, 'l.apfs'), label: 'L', env })).toThrow(/is 256 UTF-8 bytes, more than the 255/);
   });
 
   it('stores extended attributes from a manifest', () => {
