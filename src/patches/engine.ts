@@ -177,26 +177,15 @@ function findTarget(c: Collection, id: string): PatchTarget | undefined {
 export function planPatches(c: Collection, patches: Patch[], ctx: RunContext = {}): PatchOutcome[] {
   const outcomes: PatchOutcome[] = [];
   const pending = new Map<Patch, PendingMatcher[]>();
+  // Searches of the same range are batched: one pass per range and kind.
   const wordGroups = new Map<string, { range: Range; queries: WordsQuery[] }>();
   const xrefGroups = new Map<string, { range: Range; queries: XrefQuery[] }>();
   const bytesGroups = new Map<string, { range: Range; queries: BytesQuery[] }>();
-  const addBytes = (range: Range, q: BytesQuery) => {
+  const addTo = <Q>(groups: Map<string, { range: Range; queries: Q[] }>, range: Range, q: Q) => {
     const k = `${range.start}:${range.end}`;
-    const g = bytesGroups.get(k) ?? { range, queries: [] };
+    const g = groups.get(k) ?? { range, queries: [] };
     g.queries.push(q);
-    bytesGroups.set(k, g);
-  };
-  const addWords = (range: Range, q: WordsQuery) => {
-    const k = `${range.start}:${range.end}`;
-    const g = wordGroups.get(k) ?? { range, queries: [] };
-    g.queries.push(q);
-    wordGroups.set(k, g);
-  };
-  const addXref = (range: Range, q: XrefQuery) => {
-    const k = `${range.start}:${range.end}`;
-    const g = xrefGroups.get(k) ?? { range, queries: [] };
-    g.queries.push(q);
-    xrefGroups.set(k, g);
+    groups.set(k, g);
   };
 
   // 1. Conditions, targets and scopes; register the batched searches.
@@ -229,15 +218,15 @@ export function planPatches(c: Collection, patches: Patch[], ctx: RunContext = {
       const pm: PendingMatcher = { matcher: m, ranges };
       if (m.kind === 'instructions') {
         pm.words = ranges.map(() => ({ words: m.words, hits: [] }));
-        ranges.forEach((r, i) => addWords(r, pm.words![i]!));
+        ranges.forEach((r, i) => addTo(wordGroups, r, pm.words![i]!));
       } else if (m.kind === 'bytes') {
         pm.bytes = ranges.map(() => ({ find: m.find, mask: m.mask, hits: [] }));
-        ranges.forEach((r, i) => addBytes(r, pm.bytes![i]!));
+        ranges.forEach((r, i) => addTo(bytesGroups, r, pm.bytes![i]!));
       } else if (m.kind === 'string') {
         const strings = findCString(c.bytes, stringRanges(t), m.text, m.partial);
         pm.xrefs = ranges.map((r) => {
           const query: XrefQuery = { addresses: new Set(strings), hits: [] };
-          addXref(r, query);
+          addTo(xrefGroups, r, query);
           return { query, strings };
         });
       }
