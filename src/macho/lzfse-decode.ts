@@ -84,7 +84,11 @@ export function lzfseScan(src: Uint8Array, maxOutput = LZFSE_DEFAULT_MAX_OUTPUT)
       const h = magic === MAGIC_V2 ? readV2Header(src, off) : readV1Header(src, off);
       raw = h.rawBytes;
       size = h.headerSize + h.literalPayloadBytes + h.lmdPayloadBytes;
-      limit = h.literals + h.matches * MAX_M_VALUE;
+      // Each match copies at most 15 bytes without extra bits (M symbols 0-15), and at most 215
+      // bytes per extra bit read (the best is symbol 19: 312 + 2047 with 11 bits); literals
+      // come from the literal stream. So a block cannot produce more than this, whatever its
+      // header claims: a 32-byte header with empty payloads stays under 200 KB.
+      limit = h.literals + h.matches * 15 + Math.min(h.matches * MAX_M_VALUE, 215 * 8 * h.lmdPayloadBytes);
     }
     if (off + size > src.length) bad(off, `${kind} block of ${size} bytes runs past the end of the input`);
     if (raw > limit) bad(off, `${kind} block declares ${raw} decoded bytes, more than its ${size} encoded bytes can hold`);

@@ -40,6 +40,17 @@ describe('LZFSE decode (reference vectors)', () => {
       expect(same(lzfseDecode(v1), read(path.join(LZFSE, f)))).toBe(true);
     }
   });
+  it('rejects declared sizes the block cannot produce, before allocating', () => {
+    const src = read(path.join(LZFSE, 'gpl3.txt.lzfse')).slice();
+    new DataView(src.buffer).setUint32(4, 100_000_000, true); // n_raw_bytes of the bvx2 block
+    expect(() => lzfseScan(src)).toThrow(/more than its \d+ encoded bytes can hold/);
+    const raw = Uint8Array.from([...Buffer.from('bvx-'), 0xff, 0xff, 0xff, 0x7f, 1, 2, 3]);
+    expect(() => lzfseDecode(raw)).toThrow(/runs past the end of the input/);
+    const lying = read(path.join(LZFSE, 'gpl3-head-3000.txt.lzfse')).slice();
+    new DataView(lying.buffer).setUint32(4, 3001, true); // bvxn n_raw_bytes one too many
+    expect(() => lzfseDecode(lying)).toThrow(FormatError);
+    expect(() => lzfseDecode(read(path.join(LZFSE, 'gpl3.txt.lzfse')), { maxOutput: 1000 })).toThrow(/limit of 1000/);
+  });
   it('mixed block types in one stream (bvx-, bvxn, bvx2, bvx1)', () => {
     const parts = [read(path.join(LZFSE, 'random-1000.bin.lzfse')), read(path.join(LZFSE, 'gpl3-head-3000.txt.lzfse')),
       read(path.join(LZFSE, 'gpl3.txt.lzfse')), toV1(read(path.join(LZFSE, 'gpl3-head-4096.txt.lzfse')))];
