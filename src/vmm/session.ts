@@ -29,7 +29,7 @@ export interface BootRequest {
   /** Stop when every expect marker appeared. */
   stopOnSuccess: boolean;
   timeoutS: number;
-  /** No console output for this long counts as a hang (0: never). */
+  /** No console output while every vCPU's PC stays put for this long counts as a hang (0: never). */
   hangS: number;
   trace: Set<TraceKind>;
   traceFile?: string;
@@ -88,14 +88,12 @@ export async function bootGuest(req: BootRequest): Promise<BootSummary> {
     tracer?.attach(machine, loop, req.trace);
     machine.vcpus[0]!.start(entry.pc, entry.x0);
     await req.onMachine?.(machine, loop);
+    const stuck = new StuckDetector(req.hangS);
     loop.check = (): StopReason | null => {
       if (verifier.failure) return { kind: 'requested', why: 'failure marker' };
       if (machine.resetRequested) return { kind: 'requested', why: 'watchdog reset' };
       if (req.stopOnSuccess && verifier.allSeen) return { kind: 'requested', why: 'success' };
-      if (req.hangS > 0 && Date.now() - verifier.lastOutputAt > req.hangS * 1000) {
-        return { kind: 'hang', why: `no console output for ${req.hangS} s` };
-      }
-      return null;
+      return req.hangS > 0 ? stuck.check(machine, verifier.lastOutputAt) : null;
     };
     const t0 = process.hrtime.bigint();
     const stop = await loop.run({ timeoutMs: req.timeoutS * 1000 });
@@ -105,6 +103,31 @@ export async function bootGuest(req: BootRequest): Promise<BootSummary> {
   } finally {
     tracer?.close();
     machine.destroy();
+  }
+}
+
+/** "No console output and a stuck PC": sampled twice a second; a PC that stays within 64 bytes
+ *  (a spin loop, a WFI loop) counts as stuck. */
+class StuckDetector {
+  private lastSample = 0;
+  private pcs: bigint[] = [];
+  private stuckSince = Date.now();
+
+  constructor(private readonly seconds: number) {}
+
+  check(m: Machine, lastOutputAt: number): StopReason | null {
+    const now = Date.now();
+    if (now - this.lastSample < 500) return null;
+    this.lastSample = now;
+    const pcs = m.vcpus.filter((v) => v.running).map((v) => v.getRegs().pc);
+    const same = pcs.length === this.pcs.length && pcs.every((p, i) => (p > this.pcs[i]! ? p - this.pcs[i]! : this.pcs[i]! - p) < 64n);
+    if (!same) this.stuckSince = now;
+    this.pcs = pcs;
+    const limit = this.seconds * 1000;
+    if (now - this.stuckSince >= limit && now - lastOutputAt >= limit) {
+      return { kind: 'hang', why: `no console output and no progress (PCs ${pcs.map((p) => '0x' + p.toString(16)).join(' ')}) for ${this.seconds} s` };
+    }
+    return null;
   }
 }
 

@@ -23,6 +23,7 @@ let dir = '';
 let image = '';
 let dtb = '';
 let entry = 0n;
+let spin = '';
 
 beforeAll(() => {
   if (!ready) return;
@@ -70,6 +71,12 @@ banner: .asciz "hello from the guest, fdt="
 `, entry);
   image = path.join(dir, 'Image');
   writeFileSync(image, bin);
+  // A guest that spins silently at one PC (a hang that is not a WFI).
+  const spinBin = new Uint8Array(bin.length);
+  spinBin.set(bin);
+  new DataView(spinBin.buffer).setUint32(0, 0x14000000, true); // b . (instead of b real_start)
+  spin = path.join(dir, 'Spin');
+  writeFileSync(spin, spinBin);
   const dts = path.join(dir, 'm.dts');
   writeFileSync(dts, '/dts-v1/;\n/ { #address-cells = <2>; #size-cells = <2>; chosen { }; cpus { }; };\n');
   dtb = path.join(dir, 'm.dtb');
@@ -117,6 +124,12 @@ describe('m1prep boot (CLI)', () => {
     const h = runCli(['boot', '--kernel', image, '--dtb', dtb, '--expect', 'never printed', '--verify', '--timeout', '30', '--serial', 'null']);
     expect(h.code).toBe(1);
     expect(h.stderr).toMatch(/outcome +hang: every vCPU waits in WFI and no timer is armed/);
+  });
+
+  it.skipIf(!ready)('reports a silent guest spinning at one PC as a hang (--hang)', () => {
+    const r = runCli(['boot', '--kernel', spin, '--dtb', dtb, '--expect', 'x', '--verify', '--hang', '1', '--timeout', '30', '--serial', 'null']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`outcome +hang: no console output and no progress \\(PCs 0x${entry.toString(16)}\\) for 1 s`));
   });
 
   it.skipIf(!ready || !gdb)('serves gdb-multiarch: registers, memory, breakpoint, single step', async () => {

@@ -38,7 +38,7 @@ interface BootArgs {
   traceFile?: string;
   gdb?: number;
   layout?: string;
-  hang: number;
+  hang?: number;
 }
 
 function readInput(p: string, what: string): Uint8Array {
@@ -88,7 +88,7 @@ export const bootCommand = defineCommand<BootArgs>({
       .option('trace-file', { type: 'string', describe: 'write the trace here instead of stderr' })
       .option('gdb', { type: 'number', describe: 'start a GDB remote stub on 127.0.0.1:PORT and wait for a debugger' })
       .option('layout', { type: 'string', describe: 'machine layout (default: the manifest\'s, or layouts/t8103-virt.yaml)' })
-      .option('hang', { type: 'number', default: 0, describe: 'seconds without console output that count as a hang (0: off)' })
+      .option('hang', { type: 'number', describe: 'seconds of no console output with every PC stuck that count as a hang (default: 30 with --verify, else off; 0: off)' })
       .example('$0 boot out/ --verify', 'boot what m1prep patch prepared and check its markers')
       .example('$0 boot --kernel Image --initrd initrd.cpio --append "console=ttySAC0 earlycon" --cpus 4 --expect "init ok" --verify', 'boot Linux like qemu')
       .example('$0 boot out/ --trace mmio,sysreg --trace-file trace.txt', 'record device and system-register accesses')
@@ -162,7 +162,7 @@ export const bootCommand = defineCommand<BootArgs>({
         fail,
         stopOnSuccess: Boolean(args.verify),
         timeoutS: timeoutS ?? 60,
-        hangS: args.hang,
+        hangS: args.hang ?? (args.verify ? 30 : 0),
         trace: parseTraceKinds(args.trace),
         traceFile: args.traceFile,
         log: (l) => ui.verbose(l),
