@@ -14,7 +14,7 @@ import { artifactFor, MANIFEST_NAME, MANIFEST_VERSION, sha256, type Manifest } f
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { toJson } from '../util/hex.js';
 import { applyOutcomes, planPatches, type PatchOutcome } from './engine.js';
-import type { LoadedProfile } from './profile.js';
+import { profileForDarwin, type LoadedProfile } from './profile.js';
 import { REPORT_JSON, REPORT_TXT, REPORT_VERSION, reportPatches, reportText, summarize, type PatchReport } from './report.js';
 import { openCollection, type Collection } from './target.js';
 import { inRange } from './versions.js';
@@ -72,7 +72,8 @@ export async function planRequest(req: PatchRequest): Promise<PatchPlan> {
     throw new PatchError(`${req.kernelcache}: no "Darwin Kernel Version" string in the kernel, so profile ${profile.name} (Darwin ${profile.darwin.min}..${profile.darwin.max}) cannot be checked against it`);
   }
   if (!inRange(collection.darwin, profile.darwin)) {
-    throw new PatchError(`${req.kernelcache}: the kernel is Darwin ${collection.darwin}, but profile ${profile.name} accepts Darwin ${profile.darwin.min}..${profile.darwin.max}: pick the profile of that macOS version`);
+    const fits = profileForDarwin(collection.darwin);
+    throw new PatchError(`${req.kernelcache}: the kernel is Darwin ${collection.darwin}, but profile ${profile.name} accepts Darwin ${profile.darwin.min}..${profile.darwin.max}: ${fits ? `use --profile ${fits}` : 'no shipped profile accepts it (see docs/patches.md, "Adding a profile")'}`);
   }
   const outcomes = planPatches(collection, patches, { macos: profile.macos.replace(/\.x$/, ''), exclude: new Set(req.exclude) });
   const ok = outcomes.every((o) => o.status !== 'failed' && o.status !== 'already-applied');

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { loadPatchSet, type Patch, type PatchSet } from './patch-set.js';
-import { rangeSane, type VersionRange } from './versions.js';
+import { inRange, rangeSane, type VersionRange } from './versions.js';
 import { packageRoot, schemaValidator, YamlSource, type Problem } from './yaml-source.js';
 
 // A profile (profiles/<version>.yaml, schemas/profile.schema.json) names everything `m1prep patch`
@@ -119,4 +119,14 @@ export function loadProfile(arg: string): LoadedProfile | { problems: Problem[] 
   const sets = loadSets(profile.patchSets, problems);
   if (problems.length) return { problems };
   return { profile, sets, patches: sets.flatMap((s) => s.patches) };
+}
+
+/** The shipped profile whose Darwin range holds `darwin`, if any. */
+export function profileForDarwin(darwin: string): string | undefined {
+  for (const name of shippedProfiles()) {
+    const src = YamlSource.read(path.join(profilesDir(), `${name}.yaml`));
+    const d = src.ok ? (src.data() as { darwin?: VersionRange }).darwin : undefined;
+    if (d && inRange(darwin, d)) return name;
+  }
+  return undefined;
 }

@@ -116,7 +116,7 @@ describe.skipIf(!canBuildSamples)('m1prep patch on the 12.3 sample (needs clang 
   it('refuses a kernel of another Darwin version, unknown --exclude-patch ids, and mixed modes', () => {
     const r = runCli(['patch', '--profile', '14.x', '--kernelcache', s.im4p, '--dry-run']);
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/the kernel is Darwin 21\.4\.0, but profile 14\.x accepts Darwin 23\.0\.\.23\.6/);
+    expect(r.stderr).toMatch(/the kernel is Darwin 21\.4\.0, but profile 14\.x accepts Darwin 23\.0\.\.23\.6: use --profile 12\.3/);
     const x = runCli(['patch', '--profile', '12.3', '--kernelcache', s.im4p, '--dry-run', '--exclude-patch', 'nope']);
     expect(x.code).toBe(2);
     expect(x.stderr).toMatch(/--exclude-patch nope: no such patch in profile 12\.3/);
