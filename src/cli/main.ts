@@ -3,7 +3,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { M1prepError, FormatError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
-import { commands } from './commands.js';
+import { loadCommands } from './commands.js';
 import { Ui, errColors } from './ui.js';
 
 // The only place that parses argv and maps errors to exit codes and one-line messages.
@@ -44,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
       if (err) throw err;
       throw Object.assign(new Error(msg), { usage: true });
     });
-  for (const c of commands) {
+  for (const c of await loadCommands(argv)) {
     y = y.command({
       command: c.command,
       describe: c.describe,
@@ -65,6 +65,14 @@ export async function main(argv: string[]): Promise<number> {
     return report(e, verbose);
   }
   return code;
+}
+
+// `m1prep ... | head` closes the pipe early: that is the reader's choice, not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
 }
 
 main(hideBin(process.argv)).then(

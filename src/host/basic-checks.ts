@@ -6,6 +6,7 @@ const roles: Record<ToolName, string> = {
   clang: 'building the sample kernel and test binaries',
   'ld64.lld': 'linking the sample kernel collection',
   'llvm-objdump': 'Mach-O oracle tests',
+  'llvm-objdump-19': 'chained-fixup and MH_FILESET oracle tests (LLVM 14 cannot decode them)',
   'llvm-readobj': 'Mach-O oracle tests',
   dtc: 'FDT oracle tests and Linux device trees',
   apfsck: 'APFS oracle tests',

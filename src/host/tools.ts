@@ -32,6 +32,7 @@ export const TOOLS = {
   clang: ['clang', 'clang-14'],
   'ld64.lld': ['ld64.lld', 'ld64.lld-14'],
   'llvm-objdump': ['llvm-objdump', 'llvm-objdump-14'],
+  'llvm-objdump-19': ['llvm-objdump-19'],
   'llvm-readobj': ['llvm-readobj', 'llvm-readobj-14'],
   dtc: ['dtc'],
   apfsck: ['apfsck'],
