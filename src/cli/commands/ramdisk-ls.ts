@@ -15,6 +15,11 @@ export function modeString(e: FsEntry): string {
   return TYPE[e.kind] + rwx(p >> 6, Boolean(p & 0o4000), 's') + rwx(p >> 3, Boolean(p & 0o2000), 's') + rwx(p, Boolean(p & 0o1000), 't');
 }
 
+/** Control characters (HFS+ private directories start with four NULs) made visible. */
+function printable(name: string): string {
+  return name.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 export const ramdiskLsCommand = defineCommand({
   command: 'ls <image> [path]',
   describe: 'list a directory (default /) of an HFS+ or APFS image',
@@ -41,10 +46,10 @@ export const ramdiskLsCommand = defineCommand({
         ui.out(table(entries.map((e) => [
           modeString(e), String(e.uid), String(e.gid), String(e.size),
           new Date(Number(e.mtimeNs / 1_000_000n)).toISOString().replace('.000Z', 'Z'),
-          (args.recursive ? e.path : e.name) + (e.target !== undefined ? ` -> ${e.target}` : ''),
+          printable(args.recursive ? e.path : e.name) + (e.target !== undefined ? ` -> ${printable(e.target)}` : ''),
         ])));
       } else {
-        for (const e of entries) ui.out(args.recursive ? e.path : e.name);
+        for (const e of entries) ui.out(printable(args.recursive ? e.path : e.name));
       }
     } finally {
       src.close();

@@ -94,7 +94,7 @@ function folderRecord(e: Entry, valence: number): Uint8Array {
   return r;
 }
 
-function fileRecord(e: Entry, blockSize: number): Uint8Array {
+function fileRecord(e: Entry): Uint8Array {
   const r = new Uint8Array(248);
   const dv = new DataView(r.buffer);
   dv.setInt16(0, F.kHFSPlusFileRecord);
@@ -106,7 +106,6 @@ function fileRecord(e: Entry, blockSize: number): Uint8Array {
     dv.setUint32(48, F.SYMLINK_TYPE);
     dv.setUint32(52, F.SYMLINK_CREATOR);
   }
-  void blockSize;
   forkData(dv, 88, dataLength(e.node), e.blocks, e.extents);
   return r;
 }
@@ -237,7 +236,7 @@ export function planHfsPlus(root: DirNode, opts: HfsPlusOptions): ImagePlan {
           catalogRecs.push({ key: catalogKey(e.cnid, k.name16), data: folderRecord(k, children.get(k.cnid)!.length) });
         } else {
           fileCount++;
-          catalogRecs.push({ key: catalogKey(e.cnid, k.name16), data: fileRecord(k, bs) });
+          catalogRecs.push({ key: catalogKey(e.cnid, k.name16), data: fileRecord(k) });
         }
       }
     }
