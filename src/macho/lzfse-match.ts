@@ -15,6 +15,8 @@ export interface MatchParams {
   lazyBelow: number;
   /** Longest match reported (longer runs are reported as several matches). */
   maxLength: number;
+  /** Shortest match worth reporting: 3 or 4 (default 4). Prefixes of this many bytes are hashed. */
+  minMatch?: number;
 }
 
 /**
@@ -36,9 +38,8 @@ const SKIP_AFTER = 256;
 // side in one 32-byte line: a lookup touches one cache line and the input only for candidates
 // whose first 4 bytes really match (no chain of pointers to chase through memory).
 
-/** Length of the match between p and c (both < n), at most limit; the first 4 bytes are known equal. */
-function extend(src: Uint8Array, sv: DataView, p: number, c: number, limit: number): number {
-  let l = 4;
+/** Length of the match between p and c (both < n), at most limit; the first `l` bytes are known equal. */
+function extend(src: Uint8Array, sv: DataView, p: number, c: number, limit: number, l: number): number {
   while (l + 4 <= limit && sv.getUint32(c + l, true) === sv.getUint32(p + l, true)) l += 4;
   while (l < limit && src[c + l] === src[p + l]) l++;
   return l;
@@ -47,6 +48,8 @@ function extend(src: Uint8Array, sv: DataView, p: number, c: number, limit: numb
 export function findSequences(src: Uint8Array, params: MatchParams, sink: SequenceSink): void {
   const n = src.length;
   const { maxDistance, niceLength, lazyBelow, maxLength } = params;
+  const minMatch = params.minMatch ?? MIN_MATCH;
+  const prefixMask = minMatch === 3 ? 0xffffff : -1;
   const sv = new DataView(src.buffer, src.byteOffset, src.length);
   // [pos0..pos3, val0..val3] per bucket; positions start at -1 (empty).
   const table = new Int32Array((1 << HASH_BITS) * 2 * WIDTH);
@@ -62,8 +65,8 @@ export function findSequences(src: Uint8Array, params: MatchParams, sink: Sequen
       const c = table[b + i]!;
       if (c < 0 || p - c > maxDistance) break; // slots are ordered newest first
       if (table[b + WIDTH + i] !== v) continue;
-      if (best >= 4 && src[c + best] !== src[p + best]) continue;
-      const l = extend(src, sv, p, c, limit);
+      if (best >= minMatch && src[c + best] !== src[p + best]) continue;
+      const l = extend(src, sv, p, c, limit, minMatch);
       if (l > best) {
         best = l;
         bestDist = p - c;
@@ -82,11 +85,11 @@ export function findSequences(src: Uint8Array, params: MatchParams, sink: Sequen
   let p = 0;
   let misses = 0;
   while (p <= last) {
-    let v = sv.getInt32(p, true);
+    let v = sv.getInt32(p, true) & prefixMask;
     let b = bucket(v);
-    let len = lookup(p, b, v, MIN_MATCH - 1);
+    let len = lookup(p, b, v, minMatch - 1);
     insert(b, p, v);
-    if (len < MIN_MATCH) {
+    if (len < minMatch) {
       misses++;
       p += misses > SKIP_AFTER ? 1 + ((misses - SKIP_AFTER) >> 5) : 1;
       continue;
@@ -96,7 +99,7 @@ export function findSequences(src: Uint8Array, params: MatchParams, sink: Sequen
     // Lazy evaluation: while the next position holds a longer match, take that one instead.
     while (len < lazyBelow && p + 1 <= last) {
       const q = p + 1;
-      v = sv.getInt32(q, true);
+      v = sv.getInt32(q, true) & prefixMask;
       b = bucket(v);
       const len2 = lookup(q, b, v, len);
       insert(b, q, v);
@@ -117,7 +120,7 @@ export function findSequences(src: Uint8Array, params: MatchParams, sink: Sequen
     // are only found again at their true distance if their middles are there.
     const stop = end <= last ? end : last + 1;
     for (let q = p + 1; q < stop; q++) {
-      const w = sv.getInt32(q, true);
+      const w = sv.getInt32(q, true) & prefixMask;
       insert(bucket(w), q, w);
     }
     p = end;

@@ -7,7 +7,9 @@ import { findSequences, type MatchParams } from './lzfse-match.js';
 
 export const LZVN_MAX_DISTANCE = 0xffff;
 
-const PARAMS: MatchParams = { maxDistance: LZVN_MAX_DISTANCE, niceLength: 64, lazyBelow: 16, maxLength: 1 << 20 };
+// 3-byte matches pay off in LZVN: sml_d carries one in 2 bytes (with up to 3 literals).
+
+const PARAMS: MatchParams = { maxDistance: LZVN_MAX_DISTANCE, niceLength: 64, lazyBelow: 16, maxLength: 1 << 20, minMatch: 3 };
 
 /** Longest match the first opcode can carry with L literals (0-3) in sml_d, lrg_d and pre_d:
  * the opcodes that would say more are taken by med_d, the invalid ranges and sml_l/lrg_l. */
