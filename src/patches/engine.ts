@@ -240,7 +240,8 @@ export function planPatches(c: Collection, patches: Patch[], ctx: RunContext = {
     outcomes.push(base);
   }
 
-  // 2. One pass per range for all instruction patterns, one for all string references.
+  // 2. One pass per range for all its instruction patterns, one for its string references, one for
+  //    its byte patterns.
   for (const g of wordGroups.values()) scanWords(c.bytes, g.range, g.queries);
   for (const g of xrefGroups.values()) scanXrefs(c.bytes, g.range, g.queries);
   for (const g of bytesGroups.values()) scanBytes(c.bytes, g.range, g.queries);
