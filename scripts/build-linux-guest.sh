@@ -66,20 +66,7 @@ fi
 if [ ! -f "$kernel/Image" ]; then
   kbuild="$kernel.build"
   mk() { nice make -s -C "$srcdir" O="$kbuild" ARCH=arm64 CROSS_COMPILE="$cross" "$@"; }
-  mkdir -p "$kbuild"
-  if [ ! -f "$kbuild/.config.done" ]; then
-    # Configuration: allnoconfig, then the fragment; every fragment line must survive olddefconfig.
-    mk allnoconfig >&2
-    KCONFIG_CONFIG="$kbuild/.config" "$srcdir/scripts/kconfig/merge_config.sh" -m -O "$kbuild" \
-      "$kbuild/.config" "$guest/m1prep.config" >/dev/null
-    mk olddefconfig >&2
-    missing=""
-    while IFS= read -r line; do
-      case "$line" in CONFIG_*=*) grep -qxF "$line" "$kbuild/.config" || missing="$missing $line";; esac
-    done < "$guest/m1prep.config"
-    [ -z "$missing" ] || die "options that did not survive olddefconfig (unmet dependencies?):$missing"
-    touch "$kbuild/.config.done"
-  fi
+  bash "$here/kernel-config-fragment.sh" "$srcdir" "$kbuild" "$guest/m1prep.config"
   # The Image only (no modules).
   log "building Image with make -j$jobs (about 4 minutes on 2 idle cores)"
   mk -j"$jobs" Image >&2
