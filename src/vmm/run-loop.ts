@@ -1,9 +1,8 @@
 import type { Bus } from './bus.js';
 import type { Vcpu, VcpuExit } from './cpu/backend.js';
 import type { CpuLines } from './interrupts.js';
-import { GenericTimer, COUNTER_HZ, isPhysTimerReg } from './sysregs/generic-timer.js';
+import { GenericTimer, COUNTER_HZ, isPhysTimerReg, physTimerName } from './sysregs/generic-timer.js';
 import type { M1SysregFile } from './sysregs/m1.js';
-import { formatSysreg } from './sysregs/encoding.js';
 
 // The run loop: a deterministic round-robin over the powered-on vCPUs, one instruction-budget slice
 // each per round, turning exits into device and system-register calls. When every running vCPU
@@ -78,7 +77,7 @@ export class RunLoop {
         if (isPhysTimerReg(exit)) value = t.timers[vcpu.index]!.access(exit, exit.write, exit.value);
         else value = t.sysregs.access({ ...exit, cpu: vcpu.index });
         if (this.trace.sysreg) {
-          const name = isPhysTimerReg(exit) ? formatSysreg(exit) : t.sysregs.nameOf(exit);
+          const name = isPhysTimerReg(exit) ? physTimerName(exit) : t.sysregs.nameOf(exit);
           this.trace.sysreg(vcpu.index, name, exit.write, exit.write ? exit.value : value);
         }
         if (!exit.write) vcpu.completeSysregRead(value);

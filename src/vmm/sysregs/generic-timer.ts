@@ -13,6 +13,11 @@ const TVAL = sysregKey(CNTP_TVAL_EL0), CTL = sysregKey(CNTP_CTL_EL0), CVAL = sys
 
 const ENABLE = 1n, IMASK = 2n, ISTATUS = 4n;
 
+export function physTimerName(e: SysregEncoding): string {
+  const k = sysregKey(e);
+  return k === CTL ? 'CNTP_CTL_EL0' : k === CVAL ? 'CNTP_CVAL_EL0' : 'CNTP_TVAL_EL0';
+}
+
 export function isPhysTimerReg(e: SysregEncoding): boolean {
   const k = sysregKey(e);
   return k === TVAL || k === CTL || k === CVAL;
