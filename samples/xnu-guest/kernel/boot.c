@@ -179,12 +179,14 @@ static void build_page_tables(const boot_args_t *args) {
 /* Called from start.S with the MMU off; args is physical. */
 void arm_init_early(boot_args_t *args) {
 	machine.args = args;
-	find_collection(args);
-	kc_fixup_count = kc_apply_fixups(kc_pa, kc_base_va);
 	machine.virt_to_phys = args->physBase - args->virtBase;
 	boot_tables.voff = args->virtBase - args->physBase;
+	/* The device tree and the console first (PC-relative code only), so that a bad collection
+	 * panics on the UART instead of silently. */
 	adt_init((const void *)(args->deviceTreeP + machine.virt_to_phys), args->deviceTreeLength);
 	find_devices();
+	find_collection(args);
+	kc_fixup_count = kc_apply_fixups(kc_pa, kc_base_va);
 	/* Free memory: above topOfKernelData. Stacks first (the boot CPU's is already in use), then
 	 * page tables; everything must stay inside the RAM boot_args describes. */
 	uint64_t top = ROUND_UP(args->topOfKernelData, PAGE_SIZE);

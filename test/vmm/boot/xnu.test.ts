@@ -18,6 +18,8 @@ import { loadFlavours } from '../../../src/samples/flavours.js';
 import { planXnuBoot, loadXnuPlan, type XnuBootPlan } from '../../../src/vmm/boot/xnu.js';
 import { BOOT_ARGS_LAYOUTS, bootArgsLayoutFor, readBootArgs, writeBootArgs, type BootArgsValues } from '../../../src/vmm/boot/xnu-boot-args.js';
 import { repoRoot } from '../../helpers/cli.js';
+import { tryLoadUnicorn } from '../../../src/vmm/cpu/unicorn/ffi.js';
+import { bootGuest } from '../../../src/vmm/session.js';
 
 // The XNU boot protocol: plan a boot of the sample collection, copy it into a RAM image the way the
 // machine does, and read everything back from that RAM with independent means (raw offsets from
@@ -158,6 +160,27 @@ describe.skipIf(!haveToolchain)('planXnuBoot on the sample collection (skipped w
       }
     }
     expect(planned).toBeLessThan(300);
+  });
+
+  it.skipIf(!tryLoadUnicorn())('a kernel handed boot_args in the other layout notices it (the layout is not optional)', async () => {
+    const layout = selectCpus(layoutAll, 1);
+    const adt = serializeAdt(deriveAdt(baseAdt, layout));
+    const run = async (kernelDarwin: string, told: string) => {
+      let text = '';
+      const s = await bootGuest({
+        guest: 'xnu', inputs: { kernel: built[kernelDarwin]!.kc, deviceTree: adt, ramdisk, bootArgs: 'rd=md0', darwin: told }, layout, cpus: 1, backend: 'software',
+        serial: { describe: 'test', onInput: null, write: (b) => { text += Buffer.from(b).toString('latin1'); }, close: () => {} },
+        expect: ['\\[ok\\] boot-args'], fail: ['panic\\(cpu'], stopOnSuccess: true, timeoutS: 30, hangS: 10, trace: new Set(),
+      });
+      return { s, text };
+    };
+    for (const [kernel, wrong] of [['21.4.0', '23.4.0'], ['23.4.0', '21.4.0']] as const) {
+      const right = await run(kernel, kernel);
+      expect(right.s.outcome, right.text).toBe('success');
+      const bad = await run(kernel, wrong);
+      expect(bad.s.outcome, bad.text).toBe('panic');
+      expect(bad.text).toMatch(/panic\(cpu 0 caller 0x[0-9a-f]+\): boot_args: memSizeActual .* written in another layout/);
+    }
   });
 
   it('prunes /cpus to the CPUs that run, and leaves no placeholder', () => {
