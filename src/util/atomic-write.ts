@@ -56,6 +56,9 @@ export async function writeDirAtomic(target: string, fill: (dir: string) => Prom
   await fs.mkdir(parent, { recursive: true });
   const tmp = await fs.mkdtemp(path.join(parent, `.${path.basename(target)}.tmp-`));
   try {
+    // mkdtemp makes the directory 0700; the finished output gets the usual mode under the umask.
+    const umask = process.umask();
+    await fs.chmod(tmp, 0o777 & ~umask);
     await fill(tmp);
   } catch (e) {
     await fs.rm(tmp, { recursive: true, force: true });
