@@ -12,6 +12,8 @@ export class CpuLines {
   private readonly fiqBits: number[];
   private readonly irqLevel: boolean[];
   private readonly sourceCount: number[];
+  /** Rising edges of each vCPU's IRQ or FIQ input (the run loop hands the CPU over on them). */
+  readonly rises: number[];
   /** Called on every IRQ/FIQ level change (for --trace irq). */
   onChange: ((cpu: number, kind: 'irq' | 'fiq', level: boolean, source: string) => void) | null = null;
 
@@ -19,6 +21,7 @@ export class CpuLines {
     this.fiqBits = new Array<number>(cpus).fill(0);
     this.irqLevel = new Array<boolean>(cpus).fill(false);
     this.sourceCount = new Array<number>(cpus).fill(0);
+    this.rises = new Array<number>(cpus).fill(0);
   }
 
   setSink(sink: CpuInterruptSink): void {
@@ -34,6 +37,7 @@ export class CpuLines {
       set: (level) => {
         if (this.irqLevel[cpu] === level) return;
         this.irqLevel[cpu] = level;
+        if (level) this.rises[cpu]!++;
         this.onChange?.(cpu, 'irq', level, 'aic');
         this.sink.setIrq(cpu, level);
       },
@@ -51,6 +55,7 @@ export class CpuLines {
         const after = level ? before | bit : before & ~bit;
         if (after === before) return;
         this.fiqBits[cpu] = after;
+        if (before === 0 && after !== 0) this.rises[cpu]!++;
         this.onChange?.(cpu, 'fiq', level, name);
         if ((before === 0) !== (after === 0)) this.sink.setFiq(cpu, after !== 0);
       },

@@ -62,8 +62,27 @@ export class RunLoop {
     this.stats.exits[kind] = (this.stats.exits[kind] ?? 0) + 1;
   }
 
-  /** Serve one exit (inline from the backend, or from a run() return). */
+  /** Rising interrupt edges of the other vCPUs so far. */
+  private othersRises(self: number): number {
+    const r = this.target.lines.rises;
+    let sum = 0;
+    for (let i = 0; i < r.length; i++) if (i !== self) sum += r[i]!;
+    return sum;
+  }
+
+  /** Serve one exit (inline from the backend, or from a run() return). When it interrupts another
+   *  vCPU (an IPI, a device interrupt routed there), the current slice ends so that vCPU runs next. */
   handle(vcpu: Vcpu, exit: VcpuExit): void {
+    if (!vcpu.endSlice || this.target.vcpus.length === 1) return this.dispatch(vcpu, exit);
+    const before = this.othersRises(vcpu.index);
+    this.dispatch(vcpu, exit);
+    if (this.othersRises(vcpu.index) !== before) {
+      this.count('handover');
+      vcpu.endSlice();
+    }
+  }
+
+  private dispatch(vcpu: Vcpu, exit: VcpuExit): void {
     const t = this.target;
     switch (exit.kind) {
       case 'mmio':

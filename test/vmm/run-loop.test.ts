@@ -28,6 +28,8 @@ class ScriptedVcpu implements Vcpu {
   start() { this.running = true; }
   instructions() { return 0n; }
   stop() {}
+  ended = 0;
+  endSlice() { this.ended++; }
 }
 
 function target(vcpus: ScriptedVcpu[], now = () => 0n) {
@@ -92,5 +94,18 @@ describe('run loop', () => {
     const stop = await loop.run({ timeoutMs: 3000 });
     expect(stop).toEqual({ kind: 'requested', why: 'timer fired' });
     expect(loop.stats.sleeps).toBeGreaterThan(0);
+  });
+
+  it('hands the turn over when an exit interrupts another vCPU', () => {
+    const a = new ScriptedVcpu(0, []);
+    const b = new ScriptedVcpu(1, []);
+    const { t } = target([a, b]);
+    const loop = new RunLoop(t);
+    loop.handle(a, { kind: 'sysreg', op0: 3, op1: 0, crn: 15, crm: 0, op2: 0, write: true, value: 1n, reg: 0 }); // HID0
+    expect(a.ended).toBe(0);
+    loop.handle(a, { kind: 'sysreg', op0: 3, op1: 5, crn: 15, crm: 0, op2: 0, write: true, value: 1n, reg: 0 }); // FastIPI to core 1
+    expect(b.fiq).toBe(true);
+    expect(a.ended).toBe(1);
+    expect(loop.stats.exits.handover).toBe(1);
   });
 });

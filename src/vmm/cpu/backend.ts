@@ -57,6 +57,9 @@ export interface Vcpu {
   setBreakpoints?(addrs: readonly bigint[]): void;
   /** Execute exactly one instruction (gdb single step). */
   step?(): VcpuExit;
+  /** End the current slice early (software backends): another vCPU was just interrupted by this
+   *  one (an IPI), so hand over the turn instead of spinning until the budget runs out. */
+  endSlice?(): void;
   /** Instruction budget of one run() slice, for backends that run in slices. */
   sliceInstructions?: number;
 }

@@ -62,6 +62,7 @@ export class UnicornVcpu implements Vcpu {
   private retired = 0n;
   private fatal: string | null = null;
   private stopRequested = false;
+  private sliceEnded = false;
   private inEmu = false;
   private debugHit = false;
   private skipBreakpointAt: bigint | null = null;
@@ -529,6 +530,10 @@ export class UnicornVcpu implements Vcpu {
       return { kind: 'fatal', reason: `vcpu ${this.index}: engine stopped at pc 0x${at.toString(16)}: ${this.lib.uc_strerror(rc) as string}` };
     }
     if (this.debugHit) return { kind: 'debug' };
+    if (this.sliceEnded) {
+      this.sliceEnded = false;
+      return { kind: 'yield', partial: true } as VcpuExit;
+    }
     if (this.stopRequested) {
       this.stopRequested = false;
       return { kind: 'stopped' };
@@ -539,6 +544,7 @@ export class UnicornVcpu implements Vcpu {
   run(): VcpuExit {
     const exit = this.emu(this.sliceInstructions);
     if (exit.kind !== 'yield') return exit;
+    if ((exit as { partial?: boolean }).partial) return { kind: 'yield' };
     // The engine also returns when the guest executes WFI (with the PC after it).
     const pc = this.readReg(REG.PC);
     if (this.fetch(pc - 4n) === INSN_WFI) return { kind: 'wfi' };
@@ -600,6 +606,12 @@ export class UnicornVcpu implements Vcpu {
 
   instructions(): bigint {
     return this.retired;
+  }
+
+  endSlice(): void {
+    if (!this.inEmu) return;
+    this.sliceEnded = true;
+    this.lib.uc_emu_stop(this.uc);
   }
 
   stop(): void {
