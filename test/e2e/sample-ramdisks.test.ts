@@ -34,7 +34,7 @@ function randomness(fs: string, seed: number): () => number {
 
 beforeAll(() => {
   if (!ok) return;
-  work = mkdtempSync(path.join(os.tmpdir(), 'm1prep-fuzz-'));
+  work = mkdtempSync(path.join(os.tmpdir(), 'm1prep-sample-ramdisks-'));
   const samples = process.env.M1PREP_SAMPLE_DIR || path.join(repoRoot, 'samples/build');
   expect(runCli(['sample', 'build', '12.3', '--out', samples], { timeoutMs: 600_000 }).code).toBe(0);
   const out = path.join(work, 'out');
