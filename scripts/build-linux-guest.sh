@@ -28,10 +28,11 @@ done
 
 src_version=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || stat -c %Y "$tarball")
 # The kernel depends only on the source, the compiler, the fragment and the recipe below (bump
-# kernel_recipe when the kernel steps change); the guest directory also on init, list and this script.
+# kernel_recipe when the kernel steps change; comments in the fragment do not count); the guest
+# directory also on init, list and this script.
 kernel_recipe=1
 kkey=$( { echo "linux-source-6.1 $src_version recipe $kernel_recipe"; "${cross}gcc" -dumpversion;
-          cat "$guest/m1prep.config"; } | sha256sum | cut -c1-16)
+          sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$guest/m1prep.config"; } | sha256sum | cut -c1-16)
 key=$( { echo "$kkey"; cat "$guest/init" "$guest/initramfs.list" "$here/build-linux-guest.sh"; } | sha256sum | cut -c1-16)
 out="$cache/linux-6.1-$key"
 kernel="$cache/linux-6.1-kernel-$kkey"
