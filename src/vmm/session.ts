@@ -68,6 +68,17 @@ export async function bootGuest(req: BootRequest): Promise<BootSummary> {
   const proto = bootProtocol(req.guest) ?? (await loadProtocol(req.guest));
   const layout = selectCpus(req.layout, req.cpus);
   const verifier = new ConsoleVerifier(req.expect, req.fail);
+  // The UART emits one byte per UTXH write: collect them and pass lines on in batches (a write per
+  // byte to stdout and a marker scan per byte cost more than the guest's printing itself).
+  const pending = new Uint8Array(4096);
+  let pendingLen = 0;
+  const flush = () => {
+    if (!pendingLen) return;
+    const chunk = pending.slice(0, pendingLen);
+    pendingLen = 0;
+    req.serial.write(chunk);
+    verifier.feed(chunk);
+  };
   const machine = new Machine(layout, {
     layout,
     cpus: req.cpus,
@@ -75,8 +86,10 @@ export async function bootGuest(req: BootRequest): Promise<BootSummary> {
     disks: req.disks,
     sliceInstructions: req.sliceInstructions,
     console: (b) => {
-      req.serial.write(b);
-      verifier.feed(b);
+      for (const byte of b) {
+        pending[pendingLen++] = byte;
+        if (byte === 10 || pendingLen === pending.length) flush();
+      }
     },
   });
   const tracer = req.trace.size ? new Tracer(req.traceFile) : null;
@@ -90,6 +103,7 @@ export async function bootGuest(req: BootRequest): Promise<BootSummary> {
     await req.onMachine?.(machine, loop);
     const stuck = new StuckDetector(req.hangS);
     loop.check = (): StopReason | null => {
+      flush();
       if (verifier.failure) return { kind: 'requested', why: 'failure marker' };
       if (machine.resetRequested) return { kind: 'requested', why: 'watchdog reset' };
       if (req.stopOnSuccess && verifier.allSeen) return { kind: 'requested', why: 'success' };
@@ -98,6 +112,7 @@ export async function bootGuest(req: BootRequest): Promise<BootSummary> {
     const t0 = process.hrtime.bigint();
     const stop = await loop.run({ timeoutMs: req.timeoutS * 1000 });
     const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    flush();
     verifier.scan();
     return summarise(req, machine, loop, stop, verifier, wall, entry.placed);
   } finally {
