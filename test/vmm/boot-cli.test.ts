@@ -24,6 +24,7 @@ let image = '';
 let dtb = '';
 let entry = 0n;
 let spin = '';
+let reboot = '';
 
 beforeAll(() => {
   if (!ready) return;
@@ -77,6 +78,22 @@ banner: .asciz "hello from the guest, fdt="
   new DataView(spinBin.buffer).setUint32(0, 0x14000000, true); // b . (instead of b real_start)
   spin = path.join(dir, 'Spin');
   writeFileSync(spin, spinBin);
+  // A guest that restarts the machine the way Linux's apple_wdt restart handler does.
+  reboot = path.join(dir, 'Reboot');
+  writeFileSync(reboot, assemble(`
+.globl _start
+_start:
+  b 1f
+  .word 0
+  .quad 0, 0x10000, 0xa, 0, 0, 0
+  .word 0x644d5241, 0
+1: ldr x1, =0x${layout.watchdog.base.toString(16)}
+  mov w2, #4
+  str w2, [x1, #0x1c]           // WD1_CTRL = RESET_EN
+  str wzr, [x1, #0x14]          // WD1_BITE_TIME = 0
+  str wzr, [x1, #0x10]          // WD1_CUR_TIME = 0
+2: b 2b
+`, entry));
   const dts = path.join(dir, 'm.dts');
   writeFileSync(dts, '/dts-v1/;\n/ { #address-cells = <2>; #size-cells = <2>; chosen { }; cpus { }; };\n');
   dtb = path.join(dir, 'm.dtb');
@@ -130,6 +147,14 @@ describe('m1prep boot (CLI)', () => {
     const r = runCli(['boot', '--kernel', spin, '--dtb', dtb, '--expect', 'x', '--verify', '--hang', '1', '--timeout', '30', '--serial', 'null']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`outcome +hang: no console output and no progress \\(PCs 0x${entry.toString(16)}\\) for 1 s`));
+  });
+
+  it.skipIf(!ready)('reports a watchdog restart as a guest reset', () => {
+    const r = runCli(['boot', '--kernel', reboot, '--dtb', dtb, '--json', '--timeout', '30', '--serial', 'null']);
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s.outcome).toBe('reset');
+    expect(s.devicesTouched.wdt).toBe(3);
   });
 
   it.skipIf(!ready || !gdb)('serves gdb-multiarch: registers, memory, breakpoint, single step', async () => {
