@@ -191,6 +191,9 @@ export class KvmVcpu implements Vcpu {
 
   run(): VcpuExit {
     if (this.backend.workerError) return { kind: 'fatal', reason: this.backend.workerError };
+    // Serve this vCPU's exits for at most one slice, then let the run loop visit the others, poll
+    // the machine and yield to the event loop; the guest keeps running in the kernel meanwhile.
+    const deadline = performance.now() + SLICE_MS;
     for (;;) {
       const s = this.state();
       if (s === STATE_IDLE) {
@@ -208,13 +211,14 @@ export class KvmVcpu implements Vcpu {
         continue;
       }
       if (s !== STATE_RUN) return { kind: 'fatal', reason: `vcpu ${this.index}: worker gone` };
-      // The guest runs: wait for an exit of this vCPU or of any other (the doorbell), then let
-      // the run loop visit the others.
+      const left = deadline - performance.now();
+      if (left <= 0) return { kind: 'yield' };
+      // Wait for an exit of this vCPU or of any other (the doorbell).
       const bell = Atomics.load(this.backend.bell, 0);
       if (this.state() !== STATE_RUN) continue;
-      Atomics.wait(this.backend.bell, 0, bell, SLICE_MS);
+      Atomics.wait(this.backend.bell, 0, bell, left);
       if (this.state() === STATE_EXITED) continue;
-      return { kind: 'yield' };
+      if (Atomics.load(this.backend.bell, 0) !== bell) return { kind: 'yield' }; // another vCPU exited
     }
   }
 
