@@ -33,6 +33,7 @@ export async function openSerial(spec: string, interactiveStdin: boolean, log?: 
     }
     return port;
   }
+  if (spec === 'stderr') return { describe: 'stderr', onInput: null, write: (b) => { process.stderr.write(b); }, close: () => {} };
   if (spec === 'null') return { describe: 'discarded', onInput: null, write: () => {}, close: () => {} };
   if (spec.startsWith('file:')) {
     const file = spec.slice(5);
@@ -75,5 +76,5 @@ export async function openSerial(spec: string, interactiveStdin: boolean, log?: 
     };
     return port;
   }
-  throw new UsageError(`--serial ${spec}: use stdio, null, file:PATH or tcp:PORT`);
+  throw new UsageError(`--serial ${spec}: use stdio, stderr, null, file:PATH or tcp:PORT`);
 }

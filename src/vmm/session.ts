@@ -109,8 +109,11 @@ export async function bootGuest(req: BootRequest): Promise<BootSummary> {
       if (req.stopOnSuccess && verifier.allSeen) return { kind: 'requested', why: 'success' };
       return req.hangS > 0 ? stuck.check(machine, verifier.lastOutputAt) : null;
     };
+    // Ctrl-C stops the guest and still prints the summary (a second one kills the process).
+    const onSigint = () => loop.stop({ kind: 'requested', why: 'interrupted (Ctrl-C)' });
+    process.once('SIGINT', onSigint);
     const t0 = process.hrtime.bigint();
-    const stop = await loop.run({ timeoutMs: req.timeoutS * 1000 });
+    const stop = await loop.run({ timeoutMs: req.timeoutS * 1000 }).finally(() => process.removeListener('SIGINT', onSigint));
     const wall = Number(process.hrtime.bigint() - t0) / 1e9;
     flush();
     verifier.scan();

@@ -124,7 +124,7 @@ describe('m1prep boot (CLI)', () => {
   it.skipIf(!ready)('boots an Image, hands it the FDT in x0, and verifies the console (--json)', () => {
     const traceFile = path.join(dir, 'trace.txt');
     const r = runCli(['boot', '--kernel', image, '--dtb', dtb, '--expect', 'fdt=d00dfeed', '--verify', '--json', '--timeout', '30', '--trace', 'mmio', '--trace-file', traceFile]);
-    expect(r.stderr).toBe('');
+    expect(r.stderr).toBe('hello from the guest, fdt=d00dfeed\n'); // the console, off stdout
     expect(r.code).toBe(0);
     const s = JSON.parse(r.stdout);
     expect(s.outcome).toBe('success');

@@ -83,7 +83,7 @@ export const bootCommand = defineCommand<BootArgs>({
       .option('timeout', { type: 'number', describe: 'seconds before giving up (default: manifest, or 60)' })
       .option('expect', { type: 'string', array: true, describe: 'success marker regex (repeatable)' })
       .option('fail', { type: 'string', array: true, describe: 'failure marker regex (repeatable)' })
-      .option('serial', { type: 'string', default: 'stdio', describe: 'console: stdio, null, file:PATH or tcp:PORT (127.0.0.1; waits for a client first)' })
+      .option('serial', { type: 'string', default: 'stdio', describe: 'console: stdio, stderr, null, file:PATH or tcp:PORT (127.0.0.1; waits for a client first); with --json, stdio means stderr' })
       .option('trace', { type: 'string', describe: 'comma list of mmio,sysreg,irq,exc' })
       .option('trace-file', { type: 'string', describe: 'write the trace here instead of stderr' })
       .option('gdb', { type: 'number', describe: 'start a GDB remote stub on 127.0.0.1:PORT and wait for a debugger' })
@@ -145,7 +145,8 @@ export const bootCommand = defineCommand<BootArgs>({
       inputs = { kernel, deviceTree: dtb, initrd, bootArgs };
     }
     if (!Number.isInteger(cpus) || cpus! < 1 || cpus! > layout.cpus.length) throw new UsageError(`--cpus ${cpus}: the layout has ${layout.cpus.length} CPUs`);
-    const serialSpec = ui.json && args.serial === 'stdio' ? 'null' : args.serial;
+    // With --json, stdout carries only the summary: the console goes to stderr.
+    const serialSpec = ui.json && args.serial === 'stdio' ? 'stderr' : args.serial;
     const serial = await openSerial(serialSpec, Boolean(process.stdin.isTTY) && !args.verify, (l) => ui.info(l));
     let gdbClose: (() => void) | null = null;
     let summary: BootSummary;
