@@ -55,8 +55,12 @@ export class KvmVcpu implements Vcpu {
   readonly exits = new Map<string, number>();
   closed = false;
 
+  /** Creation order: the vCPU number KVM_IRQ_LINE addresses (kvm_get_vcpu()). */
+  private readonly slot: number;
+
   constructor(private readonly backend: KvmBackend, readonly index: number, mpidr: bigint, midr: bigint | null) {
     const c = libc();
+    this.slot = backend.vcpus.length;
     const fd = c.ioctlInt(backend.vmFd, IOCTL.KVM_CREATE_VCPU, index) as number;
     if (fd < 0) throw backend.error(`KVM_CREATE_VCPU ${index}`);
     this.fd = fd;
@@ -159,7 +163,7 @@ export class KvmVcpu implements Vcpu {
   setIrq(level: boolean): void {
     if (level === this.irqLevel) return;
     this.irqLevel = level;
-    this.backend.irqLine(this.index, KVM_ARM_IRQ_CPU_IRQ, level);
+    this.backend.irqLine(this.slot, KVM_ARM_IRQ_CPU_IRQ, level);
   }
 
   setFiq(level: boolean): void {
@@ -171,7 +175,7 @@ export class KvmVcpu implements Vcpu {
     const level = this.externalFiq || this.timerFiq;
     if (level === this.fiqLevel) return;
     this.fiqLevel = level;
-    this.backend.irqLine(this.index, KVM_ARM_IRQ_CPU_FIQ, level);
+    this.backend.irqLine(this.slot, KVM_ARM_IRQ_CPU_FIQ, level);
   }
 
   // ---- running -----------------------------------------------------------------------------------
