@@ -3,6 +3,7 @@ import type { Vcpu, VcpuExit } from './cpu/backend.js';
 import type { CpuLines } from './interrupts.js';
 import { GenericTimer, COUNTER_HZ, isPhysTimerReg, physTimerName } from './sysregs/generic-timer.js';
 import type { M1SysregFile } from './sysregs/m1.js';
+import { sysregKey } from './sysregs/encoding.js';
 
 // The run loop: a deterministic round-robin over the powered-on vCPUs, one instruction-budget slice
 // each per round, turning exits into device and system-register calls. When every running vCPU
@@ -59,7 +60,8 @@ export class RunLoop {
   }
 
   private count(kind: string): void {
-    this.stats.exits[kind] = (this.stats.exits[kind] ?? 0) + 1;
+    const e = this.stats.exits;
+    e[kind] = (e[kind] ?? 0) + 1;
   }
 
   /** Rising interrupt edges of the other vCPUs so far. */
@@ -92,12 +94,13 @@ export class RunLoop {
         return;
       case 'sysreg': {
         this.count('sysreg');
-        let value: bigint;
-        if (isPhysTimerReg(exit)) value = t.timers[vcpu.index]!.access(exit, exit.write, exit.value);
-        else value = t.sysregs.access({ ...exit, cpu: vcpu.index });
+        const key = sysregKey(exit);
+        const timer = isPhysTimerReg(key);
+        const value = timer
+          ? t.timers[vcpu.index]!.accessKey(key, exit.write, exit.value)
+          : t.sysregs.accessKey(key, exit.write, exit.value, vcpu.index);
         if (this.trace.sysreg) {
-          const name = isPhysTimerReg(exit) ? physTimerName(exit) : t.sysregs.nameOf(exit);
-          this.trace.sysreg(vcpu.index, name, exit.write, exit.write ? exit.value : value);
+          this.trace.sysreg(vcpu.index, timer ? physTimerName(key) : t.sysregs.nameOf(key), exit.write, exit.write ? exit.value : value);
         }
         if (!exit.write) vcpu.completeSysregRead(value);
         return;

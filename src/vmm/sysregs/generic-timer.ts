@@ -9,17 +9,18 @@ import { sysregKey, type SysregEncoding } from './encoding.js';
 export const CNTP_TVAL_EL0: SysregEncoding = { op0: 3, op1: 3, crn: 14, crm: 2, op2: 0 };
 export const CNTP_CTL_EL0: SysregEncoding = { op0: 3, op1: 3, crn: 14, crm: 2, op2: 1 };
 export const CNTP_CVAL_EL0: SysregEncoding = { op0: 3, op1: 3, crn: 14, crm: 2, op2: 2 };
-const TVAL = sysregKey(CNTP_TVAL_EL0), CTL = sysregKey(CNTP_CTL_EL0), CVAL = sysregKey(CNTP_CVAL_EL0);
+export const CNTP_TVAL_KEY = sysregKey(CNTP_TVAL_EL0), CNTP_CTL_KEY = sysregKey(CNTP_CTL_EL0), CNTP_CVAL_KEY = sysregKey(CNTP_CVAL_EL0);
+const TVAL = CNTP_TVAL_KEY, CTL = CNTP_CTL_KEY, CVAL = CNTP_CVAL_KEY;
 
 const ENABLE = 1n, IMASK = 2n, ISTATUS = 4n;
 
-export function physTimerName(e: SysregEncoding): string {
-  const k = sysregKey(e);
+export function physTimerName(e: SysregEncoding | number): string {
+  const k = typeof e === 'number' ? e : sysregKey(e);
   return k === CTL ? 'CNTP_CTL_EL0' : k === CVAL ? 'CNTP_CVAL_EL0' : 'CNTP_TVAL_EL0';
 }
 
-export function isPhysTimerReg(e: SysregEncoding): boolean {
-  const k = sysregKey(e);
+export function isPhysTimerReg(e: SysregEncoding | number): boolean {
+  const k = typeof e === 'number' ? e : sysregKey(e);
   return k === TVAL || k === CTL || k === CVAL;
 }
 
@@ -31,7 +32,10 @@ export class GenericTimer {
   constructor(private readonly counter: () => bigint, private readonly line: IrqLine) {}
 
   access(e: SysregEncoding, write: boolean, value: bigint): bigint {
-    const k = sysregKey(e);
+    return this.accessKey(sysregKey(e), write, value);
+  }
+
+  accessKey(k: number, write: boolean, value: bigint): bigint {
     const now = this.counter();
     let result = 0n;
     if (k === CTL) {

@@ -1,5 +1,5 @@
 import type { IrqLine } from '../device.js';
-import { formatSysreg, isImpdef, parseSysreg, sysregKey, type SysregEncoding } from './encoding.js';
+import { formatSysreg, isImpdef, parseSysreg, sysregFromKey, sysregKey, type SysregEncoding } from './encoding.js';
 import { M1_ARCH_OVERRIDES, M1_IMPDEF, type SysregDef } from './m1-table.js';
 
 // The M1 IMPLEMENTATION DEFINED system-register file, independent of the CPU backend: the software
@@ -51,8 +51,9 @@ export class M1SysregFile {
     return isImpdef(e) || this.table.has(sysregKey(e));
   }
 
-  nameOf(e: SysregEncoding): string {
-    return this.table.get(sysregKey(e))?.def.name ?? formatSysreg(e);
+  nameOf(e: SysregEncoding | number): string {
+    const key = typeof e === 'number' ? e : sysregKey(e);
+    return this.table.get(key)?.def.name ?? formatSysreg(sysregFromKey(key));
   }
 
   isIpiPending(cpu: number): boolean {
@@ -61,13 +62,20 @@ export class M1SysregFile {
 
   /** Serve one access; returns the value read (0 for writes). */
   access(a: SysregAccess): bigint {
+    return this.accessKey(sysregKey(a), a.write, a.value, a.cpu);
+  }
+
+  /** access() by numeric key (sysregKey), the run loop's hot path. */
+  accessKey(key: number, write: boolean, value: bigint, cpu: number): bigint {
     this.accesses++;
-    const entry = this.table.get(sysregKey(a));
+    const entry = this.table.get(key);
+    const a = { write, value, cpu };
     if (!entry) {
-      const name = formatSysreg(a);
+      const enc = sysregFromKey(key);
+      const name = formatSysreg(enc);
       const seen = this.unknown.get(name) ?? 0;
       this.unknown.set(name, seen + 1);
-      if (seen === 0) this.onUnknown?.(name, a);
+      if (seen === 0) this.onUnknown?.(name, { ...enc, ...a });
       return 0n;
     }
     const { def, values } = entry;

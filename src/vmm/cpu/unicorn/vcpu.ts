@@ -54,7 +54,6 @@ export class UnicornVcpu implements Vcpu {
   readonly uc: unknown;
   private readonly lib;
   private readonly u64 = new BigUint64Array(1);
-  private readonly cp = Buffer.alloc(32);
   private handler: ExitHandler | null = null;
   private mmioValue = 0n;
   private sysValue = 0n;
@@ -160,29 +159,49 @@ export class UnicornVcpu implements Vcpu {
     this.lib.uc_reg_write(this.uc, id, this.u64);
   }
 
-  private setCp(e: Enc): void {
-    this.cp.writeUInt32LE(e[2], 0);
-    this.cp.writeUInt32LE(e[3], 4);
-    this.cp.writeUInt32LE(e[0], 8);
-    this.cp.writeUInt32LE(e[1], 12);
-    this.cp.writeUInt32LE(e[4], 16);
+  /** A uc_arm64_cp_reg buffer per encoding, filled once (crn, crm, op0, op1, op2, pad, val). */
+  private readonly cpBufs = new Map<Enc, { bytes: Buffer; val: BigUint64Array }>();
+
+  private cpBuf(e: Enc): { bytes: Buffer; val: BigUint64Array } {
+    let b = this.cpBufs.get(e);
+    if (!b) {
+      const bytes = Buffer.alloc(32);
+      const u32 = new Uint32Array(bytes.buffer, bytes.byteOffset, 8);
+      u32[0] = e[2];
+      u32[1] = e[3];
+      u32[2] = e[0];
+      u32[3] = e[1];
+      u32[4] = e[4];
+      b = { bytes, val: new BigUint64Array(bytes.buffer, bytes.byteOffset + 24, 1) };
+      this.cpBufs.set(e, b);
+    }
+    return b;
   }
 
   readCp(e: Enc): bigint | null {
-    this.setCp(e);
-    if (this.lib.uc_reg_read(this.uc, REG.CP_REG, this.cp) !== 0) return null;
-    return this.cp.readBigUInt64LE(24);
+    const b = this.cpBuf(e);
+    if (this.lib.uc_reg_read(this.uc, REG.CP_REG, b.bytes) !== 0) return null;
+    return b.val[0]!;
   }
 
   /** Writing any register through the CP interface also rebuilds the engine's cached PSTATE flags. */
   writeCp(e: Enc, v: bigint): void {
-    this.setCp(e);
-    this.cp.writeBigUInt64LE(BigInt.asUintN(64, v), 24);
-    check(this.lib, this.lib.uc_reg_write(this.uc, REG.CP_REG, this.cp) as number, `write s${e.join('_')}`);
+    const b = this.cpBuf(e);
+    b.val[0] = BigInt.asUintN(64, v);
+    check(this.lib, this.lib.uc_reg_write(this.uc, REG.CP_REG, b.bytes) as number, `write s${e.join('_')}`);
   }
 
   readSysreg(op0: number, op1: number, crn: number, crm: number, op2: number): bigint | null {
-    return this.readCp([op0, op1, crn, crm, op2]);
+    return this.readCp(this.enc(op0, op1, crn, crm, op2));
+  }
+
+  /** The same Enc object for the same encoding, so its buffer is reused. */
+  private readonly encs = new Map<number, Enc>();
+  private enc(op0: number, op1: number, crn: number, crm: number, op2: number): Enc {
+    const k = (op0 << 14) | (op1 << 11) | (crn << 7) | (crm << 3) | op2;
+    let e = this.encs.get(k);
+    if (!e) this.encs.set(k, (e = [op0, op1, crn, crm, op2]));
+    return e;
   }
 
   /** x0..x30; 31 is SP when `sp`, else XZR. */
@@ -360,7 +379,7 @@ export class UnicornVcpu implements Vcpu {
     const sys = decodeSys(insn);
     if (sys && el === 1 && sys.read && sys.op0 === 3 && sys.op1 === 0 && sys.crn === 0 && sys.crm >= 1) {
       // A feature ID register (TID3): the engine's value plus our overrides.
-      const enc: Enc = [sys.op0, sys.op1, sys.crn, sys.crm, sys.op2];
+      const enc = this.enc(sys.op0, sys.op1, sys.crn, sys.crm, sys.op2);
       this.setX(sys.rt, (this.readCp(enc) ?? 0n) | (ID_OVERRIDES[enc.join('_')] ?? 0n));
       this.writeReg(REG.PC, pc + 4n);
       return;
