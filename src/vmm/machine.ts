@@ -8,6 +8,7 @@ import { createPcieHost, type DiskSpec, type PcieMachine } from './devices/pcie-
 import { RamGuestMemory } from './devices/pcie-dma.js';
 import { CpuImplRegs, CpuStartBlock, PmgrPowerStates } from './devices/pmgr.js';
 import { S5lUart } from './devices/uart.js';
+import { ScratchRegisters } from './devices/scratch.js';
 import { AppleWdt } from './devices/wdt.js';
 import { CpuLines } from './interrupts.js';
 import { GenericTimer, hostCounter, isPhysTimerReg } from './sysregs/generic-timer.js';
@@ -106,6 +107,10 @@ export class Machine {
       const impl = new CpuImplRegs(`cpu${c.index}-impl`);
       this.cpuImpl.push(impl);
       this.bus.add(c.implReg.base, c.implReg.size, impl);
+    }
+    for (const cl of layout.clusters) {
+      if (cl.accImplReg) this.bus.add(cl.accImplReg.base, cl.accImplReg.size, new ScratchRegisters(`cluster${cl.id}-acc`));
+      if (cl.cpmImplReg) this.bus.add(cl.cpmImplReg.base, cl.cpmImplReg.size, new ScratchRegisters(`cluster${cl.id}-cpm`));
     }
     this.pcie = createPcieHost(layout.pcie, {
       bus: this.bus,

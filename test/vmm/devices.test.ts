@@ -147,3 +147,18 @@ describe('register maps', () => {
     }
   });
 });
+
+describe('scratch register block (cluster controllers)', () => {
+  it('reads back what was written, at every width', async () => {
+    const { ScratchRegisters } = await import('../../src/vmm/devices/scratch.js');
+    const r = new ScratchRegisters('cluster0-acc');
+    expect(r.read(0x10n, 8)).toBe(0n);
+    r.write(0x10n, 8, 0x1122334455667788n);
+    expect(r.read(0x10n, 4)).toBe(0x55667788n);
+    expect(r.read(0x14n, 4)).toBe(0x11223344n);
+    r.write(0x12n, 2, 0xabcdn);
+    expect(r.read(0x10n, 8)).toBe(0x11223344abcd7788n);
+    r.reset();
+    expect(r.read(0x10n, 8)).toBe(0n);
+  });
+});
