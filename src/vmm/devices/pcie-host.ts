@@ -67,7 +67,7 @@ export class PcieHost {
     const key = (dev << 3) | fn;
     if (this.functions.has(key)) throw new PcieError(`pcie: slot 00:${dev.toString(16).padStart(2, '0')}.${fn} is taken`);
     this.functions.set(key, { dev, fn, f });
-    f.onIntxChange = () => this.updateIntx(dev);
+    f.onIntxChange = () => this.updateIntx();
   }
 
   /** The first device number with no function yet (slot 0 is the host bridge). */
@@ -95,7 +95,7 @@ export class PcieHost {
     return this.functions.get((dev << 3) | fn)?.f;
   }
 
-  private updateIntx(_dev: number): void {
+  private updateIntx(): void {
     // Lines are shared: a line is high while any function routed to it asserts.
     const levels = [false, false, false, false];
     for (const s of this.functions.values()) {
