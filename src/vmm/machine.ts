@@ -1,4 +1,5 @@
 import type { VmLayout } from '../dtb/layout.js';
+import { UsageError } from '../errors.js';
 import { Bus } from './bus.js';
 import type { AccessSize, MmioDevice } from './device.js';
 import type { CpuBackend, RamRegion, Vcpu } from './cpu/backend.js';
@@ -70,6 +71,8 @@ export class Machine {
   resetRequested = false;
 
   constructor(readonly layout: VmLayout, opts: MachineOptions) {
+    // One typed array backs guest RAM (shared with every engine): V8 caps those at 4 GiB.
+    if (layout.ram.size > 1n << 32n) throw new UsageError(`guest RAM of ${layout.ram.size >> 20n} MiB: the VMM supports at most 4096 MiB`);
     const n = opts.cpus;
     if (n < 1 || n > layout.cpus.length) throw new RangeError(`--cpus ${n}: the layout has ${layout.cpus.length} CPUs`);
     const cpuLayouts = layout.cpus.slice(0, n);

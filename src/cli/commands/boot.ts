@@ -128,7 +128,13 @@ export const bootCommand = defineCommand<BootArgs>({
       };
     } else {
       layout = loadLayoutFile(args.layout ?? defaultLayoutPath());
-      if (args.ram) layout = withRamSize(layout, parseSize(args.ram));
+      if (args.ram) {
+        try {
+          layout = withRamSize(layout, parseSize(args.ram));
+        } catch (e) {
+          throw new UsageError(`--ram ${args.ram}: the layout's boot windows do not fit (${(e as Error).message.replace(/^.*?layout: /, '')})`);
+        }
+      }
       guest = 'linux';
       cpus ??= 1;
       const initrd = args.initrd ? readInput(args.initrd, '--initrd') : undefined;
