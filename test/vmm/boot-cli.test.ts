@@ -121,6 +121,13 @@ describe('m1prep boot (CLI)', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  it.skipIf(!ready)('rejects a device tree that is not an FDT with one line naming the file', () => {
+    const r = runCli(['boot', '--kernel', image, '--dtb', path.join(repoRoot, 'package.json')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/package\.json: offset 0x0: FDT/);
+  });
+
   it.skipIf(!ready)('boots an Image, hands it the FDT in x0, and verifies the console (--json)', () => {
     const traceFile = path.join(dir, 'trace.txt');
     const r = runCli(['boot', '--kernel', image, '--dtb', dtb, '--expect', 'fdt=d00dfeed', '--verify', '--json', '--timeout', '30', '--trace', 'mmio', '--trace-file', traceFile]);

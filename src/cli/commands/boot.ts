@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { defineCommand } from '../command.js';
 import { table } from '../ui.js';
-import { UsageError } from '../../errors.js';
+import { UsageError, inFile } from '../../errors.js';
 import { readManifest } from '../../manifest.js';
 import { defaultLayoutPath, loadLayout, selectCpus, withRamSize, type VmLayout } from '../../dtb/layout.js';
 import { parseFdt, serializeFdt } from '../../dtb/fdt.js';
@@ -118,6 +118,11 @@ export const bootCommand = defineCommand<BootArgs>({
       if (!args.expect) expect.push(...man.verify.success);
       fail.push(...man.verify.failure);
       if (man.artifacts.disk && !args.disk) disks.push({ path: at(man.artifacts.disk.path) });
+      if (man.guest === 'linux') {
+        const kernelPath = at(man.artifacts.kernel.path), dtbPath = at(man.artifacts.devicetree.path);
+        inFile(kernelPath, () => parseImageHeader(readInput(kernelPath, 'kernel'), kernelPath));
+        inFile(dtbPath, () => parseFdt(readInput(dtbPath, 'device tree')));
+      }
       inputs = {
         kernel: readInput(at(man.artifacts.kernel.path), 'kernel'),
         deviceTree: readInput(at(man.artifacts.devicetree.path), 'device tree'),
@@ -140,7 +145,11 @@ export const bootCommand = defineCommand<BootArgs>({
       const initrd = args.initrd ? readInput(args.initrd, '--initrd') : undefined;
       const bootArgs = args.append ?? 'earlycon console=ttySAC0,115200';
       let dtb: Uint8Array;
-      if (args.dtb) dtb = readInput(args.dtb, '--dtb');
+      if (args.dtb) {
+        dtb = readInput(args.dtb, '--dtb');
+        const bytes = dtb;
+        inFile(args.dtb, () => parseFdt(bytes));
+      }
       else {
         const base = cachedBaseDtb();
         if (!existsSync(base)) throw new UsageError(`no --dtb given and no base tree at ${base}: run scripts/build-t8103-dtb.sh, or pass --dtb`);
