@@ -32,12 +32,12 @@ export interface HarnessResult {
 }
 
 export const harnessTools = {
-  qemu: which(['qemu-system-aarch64']),
+  apt: which(['apt-get']),
   cross: which(['aarch64-linux-gnu-gcc']),
   source: existsSync('/usr/src/linux-source-6.1.tar.xz'),
   libs: existsSync('/usr/aarch64-linux-gnu/lib/libstdc++.so.6'),
 };
-export const canRunHarness = Boolean(harnessTools.qemu && harnessTools.cross && harnessTools.source && harnessTools.libs);
+export const canRunHarness = Boolean(harnessTools.apt && harnessTools.cross && harnessTools.source && harnessTools.libs);
 
 /** Split one L1 console log into runs. */
 export function parseHarnessLog(log: string, boot: L1Boot): HarnessRun[] {

@@ -42,13 +42,13 @@ case " $(cat /proc/cmdline) " in
     run kvm-test boot --backend kvm $test_guest
     linux kvm 1
     linux kvm 2
-    # bench/kvm.bench.ts: MMIO exits and FastIPI round trips timed by the guest, on KVM and (when
-    # the harness carries an arm64 Unicorn) on the software backend. (The Linux guest is not booted
-    # on the software backend here: Unicorn inside TCG would take most of the harness's budget.)
+    # bench/kvm.bench.ts: MMIO exits and FastIPI round trips timed by the guest, and the Linux boot,
+    # on KVM and (when the harness carries an arm64 Unicorn) on the software backend.
     bench="--kernel /guests/kvm-test/bench.bin --dtb /guests/kvm-test/guest.dtb --expect KVMBENCH-DONE --verify --timeout 300 --serial stdio"
     run bench-kvm boot --backend kvm $bench
     if [ -e /lib/aarch64-linux-gnu/libunicorn.so.2 ]; then
       run bench-software boot --backend software $bench
+      linux software 1
     fi
     ;;
 esac

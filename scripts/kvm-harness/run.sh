@@ -21,7 +21,7 @@ l1_timeout=${M1PREP_KVM_HARNESS_TIMEOUT:-1200}
 log() { printf 'kvm-harness: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 4; }
 
-for t in qemu-system-aarch64 npm node cpio dtc apt-get dpkg-deb; do
+for t in npm node cpio dtc apt-get apt-cache dpkg-deb; do
   command -v "$t" >/dev/null || die "$t not found (bash scripts/setup.sh installs it)"
 done
 [ -f "$root/dist/src/cli/main.js" ] || die "dist/ is missing: run npm run build first"
@@ -29,6 +29,30 @@ done
 mkdir -p "$out" "$cache"
 exec 2> >(tee "$out/harness.log" >&2)
 start=$(date +%s)
+
+# 0. qemu. Bookworm's qemu 7.2 does not implement HCR_EL2.TIDCP (QEMU 8.1 does): an IMPDEF
+#    system-register access of the nested guest then UNDEFs inside qemu and never reaches L1's KVM,
+#    so the patch could not be exercised. Debian trixie's qemu-system-arm is unpacked privately
+#    with its own libraries and dynamic loader (nothing on the host changes); trixie is the suite
+#    scripts/newer-suite.sh adds for Unicorn.
+qdir="$cache/kvm-harness-qemu"
+qlib="$qdir/root/usr/lib/x86_64-linux-gnu"
+if [ ! -x "$qdir/root/usr/bin/qemu-system-aarch64" ]; then
+  rm -rf "$qdir" && mkdir -p "$qdir/debs"
+  trixie=(-o APT::Default-Release=trixie)
+  # The library closure of qemu-system-arm, without display, audio, USB and network-storage
+  # back-ends the harness does not load.
+  deps=$(apt-cache "${trixie[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+           --no-replaces --no-enhances qemu-system-arm 2>/dev/null | grep -v '^ ' | grep -v '<' | sort -u |
+         grep -E '^(lib|qemu-system-arm$)' |
+         grep -vE '^(libc-bin|libpam|libgstreamer|libasound|libgbm|libdrm|libepoxy|libpulse|libsdl|libgtk|libvte|libspice|libusb|libx|libwayland|libbrlapi|libcacard|libvirgl|librados|librbd|libiscsi|libglusterfs|libnfs|libssh|libcurl|libjack|libpipewire|libsndio|libu2f|libcap2-bin)' || true)
+  [ -n "$deps" ] || die "no trixie qemu-system-arm in the apt sources (bash scripts/setup.sh adds trixie)"
+  (cd "$qdir/debs" && apt-get -qq "${trixie[@]}" download $deps >&2) || die "cannot download trixie's qemu-system-arm"
+  for d in "$qdir"/debs/*.deb; do dpkg-deb -x "$d" "$qdir/root"; done
+  rm -rf "$qdir/debs"
+fi
+qemu=("$qlib/ld-linux-x86-64.so.2" --library-path "$qlib:$qdir/root/lib/x86_64-linux-gnu" "$qdir/root/usr/bin/qemu-system-aarch64")
+log "$("${qemu[@]}" --version | head -n 1)" || die "trixie's qemu-system-aarch64 does not run here"
 
 # 1. The L1 kernel and the guests.
 kdir=$(bash "$here/build-host-kernel.sh" | tail -n 1)
@@ -125,8 +149,8 @@ run_l1() {
   log "booting L1 ($name)"
   local t0; t0=$(date +%s)
   set +e
-  timeout "$l1_timeout" qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max,pauth-impdef=on \
-    -smp 2 -m 4G -display none -monitor none -serial stdio -no-reboot \
+  timeout "$l1_timeout" "${qemu[@]}" -M virt,virtualization=on,gic-version=3 -cpu max,pauth-impdef=on \
+    -smp 2 -m 4G -display none -monitor none -serial stdio -nic none -no-reboot \
     -kernel "$kdir/Image" -initrd "$out/l1.cpio" -append "console=ttyAMA0 rdinit=/init $extra" \
     < /dev/null > "$out/$name.log" 2>&1
   local rc=$?
