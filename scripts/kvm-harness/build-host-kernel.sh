@@ -47,18 +47,7 @@ fi
 kbuild="$src/.build"
 mk() { nice make -s -C "$src" O="$kbuild" ARCH=arm64 CROSS_COMPILE="$cross" "$@"; }
 mkdir -p "$kbuild"
-if [ ! -f "$kbuild/.config.done" ]; then
-  mk allnoconfig >&2
-  KCONFIG_CONFIG="$kbuild/.config" "$src/scripts/kconfig/merge_config.sh" -m -O "$kbuild" \
-    "$kbuild/.config" "$here/host.config" >/dev/null
-  mk olddefconfig >&2
-  missing=""
-  while IFS= read -r line; do
-    case "$line" in CONFIG_*=*) grep -qxF "$line" "$kbuild/.config" || missing="$missing $line";; esac
-  done < "$here/host.config"
-  [ -z "$missing" ] || die "options that did not survive olddefconfig:$missing"
-  touch "$kbuild/.config.done"
-fi
+bash "$root/scripts/kernel-config-fragment.sh" "$src" "$kbuild" "$here/host.config"
 log "building Image with make -j$jobs"
 start=$(date +%s)
 mk -j"$jobs" Image >&2
