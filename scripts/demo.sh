@@ -13,7 +13,12 @@ CPUS=${M1PREP_DEMO_CPUS:-4}
 OUT=${M1PREP_DEMO_OUT:-out/demo-$PROFILE}
 SAMPLES=${M1PREP_SAMPLE_DIR:-samples/build}
 m1prep() { node bin/m1prep.js "$@"; }
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Bold step headers only on a terminal, and never with NO_COLOR set.
+if [ -t 2 ] && [ -z "${NO_COLOR:-}" ]; then
+  step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+else
+  step() { printf '\n==> %s\n' "$*" >&2; }
+fi
 
 [ -f dist/src/cli/main.js ] || npm run build
 

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,7 @@ import {
   buildLinuxGuest, deriveVmDtb, DONE_MARKER, INIT_MARKER, m1prepBootArgs, makeMarkerDisk, qemuArgs, runGuest, type LinuxGuest,
 } from '../../bench/linux-boot.bench.js';
 import { defaultLayoutPath, loadLayout } from '../../src/dtb/layout.js';
-import { tool } from '../../src/host/tools.js';
+import { tool, which } from '../../src/host/tools.js';
 import { PcieHost } from '../../src/vmm/devices/pcie-host.js';
 
 // The real-world proof of the VMM: Debian's linux-source-6.1, built for arm64 by Debian's cross
@@ -107,4 +107,18 @@ describe.skipIf(!haveCross)('Linux 6.1 guest (skipped only without aarch64-linux
       expect(sha(disk.path)).toBe(diskSha);
     });
   }
+
+  it.skipIf(!which('debugfs'))('with --disk-writable the guest\'s write lands in the image (debugfs reads it back)', async () => {
+    const copy = path.join(work, 'writable.img');
+    copyFileSync(disk.path, copy);
+    const until = [`${INIT_MARKER} cpus=1`, 'M1PREP-DISK-WRITE-OK', 'M1PREP-INIT-DONE'];
+    const dtb = deriveVmDtb(guest, 1, path.join(work, 't8103-virt-w.dtb'));
+    const args = [...m1prepBootArgs(guest, dtb, copy, 1, until, 120), '--disk-writable'];
+    const r = await runGuest(process.execPath, args, { until, timeoutMs: 150_000, stopWhenSeen: false });
+    expect(r.code, r.output.split('\n').slice(-20).join('\n')).toBe(0);
+    // debugfs (e2fsprogs) reads the ext2 image without mounting it: the file /init wrote is there.
+    const cat = spawnSync('debugfs', ['-R', 'cat /written.txt', copy], { encoding: 'utf8' });
+    expect(cat.stdout).toBe('written by the guest\n');
+    expect(sha(disk.path)).toBe(diskSha);
+  });
 });

@@ -26,6 +26,7 @@ interface BootArgs {
   dtb?: string;
   append?: string;
   disk?: string[];
+  diskWritable?: boolean;
   ram?: string;
   cpus?: number;
   backend: string;
@@ -75,7 +76,8 @@ export const bootCommand = defineCommand<BootArgs>({
       .option('initrd', { type: 'string', describe: 'initramfs for --kernel' })
       .option('dtb', { type: 'string', describe: 'FDT for --kernel (default: derived from the cached t8103-j274.dtb and the layout)' })
       .option('append', { type: 'string', describe: 'kernel command line for --kernel' })
-      .option('disk', { type: 'string', array: true, describe: 'image behind virtio-blk (never modified: writes go to an overlay)' })
+      .option('disk', { type: 'string', array: true, describe: 'image behind virtio-blk (repeatable; never modified unless --disk-writable: guest writes go to an in-memory overlay)' })
+      .option('disk-writable', { type: 'boolean', describe: 'write the guest\'s disk writes through to the image files (default: overlay, images untouched)' })
       .option('ram', { type: 'string', describe: 'guest RAM size for --kernel, e.g. 1G' })
       .option('cpus', { type: 'number', describe: 'number of vCPUs (default: manifest, or 1)' })
       .option('backend', { type: 'string', default: 'software', choices: ['software', 'kvm'], describe: 'CPU backend' })
@@ -91,6 +93,7 @@ export const bootCommand = defineCommand<BootArgs>({
       .option('hang', { type: 'number', describe: 'seconds of no console output with every PC stuck that count as a hang (default: 30 with --verify, else off; 0: off)' })
       .example('$0 boot out/ --verify', 'boot what m1prep patch prepared and check its markers')
       .example('$0 boot --kernel Image --initrd initrd.cpio --append "console=ttySAC0 earlycon" --cpus 4 --expect "init ok" --verify', 'boot Linux like qemu')
+      .example('$0 boot --kernel Image --disk rootfs.img --disk-writable', 'keep what the guest writes to rootfs.img')
       .example('$0 boot out/ --trace mmio,sysreg --trace-file trace.txt', 'record device and system-register accesses')
       .example('$0 boot out/ --gdb 1234', 'then: gdb-multiarch -ex "target remote :1234"')
       .epilog('Exit codes: 0 booted (with --verify: every marker seen), 1 verification failed or bad input, 2 usage, 4 host lacks something (e.g. Unicorn).') as never,
@@ -105,7 +108,8 @@ export const bootCommand = defineCommand<BootArgs>({
     let timeoutS = args.timeout;
     const expect = [...(args.expect ?? [])];
     const fail = [...(args.fail ?? [])];
-    const disks = (args.disk ?? []).map((p) => ({ path: p }));
+    const writable = Boolean(args.diskWritable);
+    const disks = (args.disk ?? []).map((p) => ({ path: p, writable }));
 
     if (args.outDir) {
       const man = readManifest(args.outDir);
@@ -117,7 +121,7 @@ export const bootCommand = defineCommand<BootArgs>({
       timeoutS ??= man.verify.timeoutS;
       if (!args.expect) expect.push(...man.verify.success);
       fail.push(...man.verify.failure);
-      if (man.artifacts.disk && !args.disk) disks.push({ path: at(man.artifacts.disk.path) });
+      if (man.artifacts.disk && !args.disk) disks.push({ path: at(man.artifacts.disk.path), writable });
       if (man.guest === 'linux') {
         const kernelPath = at(man.artifacts.kernel.path), dtbPath = at(man.artifacts.devicetree.path);
         inFile(kernelPath, () => parseImageHeader(readInput(kernelPath, 'kernel'), kernelPath));

@@ -18,7 +18,7 @@ export const packCommand = defineCommand({
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'IM4P to write (replaced atomically)' })
       .example('$0 pack kernelcache.macho --type krnl --compress lzfse -o kernelcache.im4p', 'an LZFSE kernelcache IM4P')
       .example('$0 pack j274ap.dtre --type dtre --compress none --desc "EmbeddedDeviceTrees" -o dt.im4p', 'an uncompressed device tree')
-      .epilogue('iBoot boots only kernelcaches compressed by Apple\'s own LZFSE encoder; these IM4Ps are for m1prep\'s VMM and for tools.'),
+      .epilogue('A repacked payload no longer matches any IM4M digest, so a real Mac\'s boot chain refuses it; these IM4Ps are for m1prep\'s VMM and for tools.'),
   run: async (args, ui) => {
     if (!/^[\x20-\x7e]{4}$/.test(args.type)) throw new UsageError(`--type must be 4 printable ASCII characters (e.g. krnl), got ${JSON.stringify(args.type)}`);
     if (!/^[\x20-\x7e]*$/.test(args.desc)) throw new UsageError('--desc must be printable ASCII (it is an IA5String)');
