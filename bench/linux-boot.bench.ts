@@ -144,11 +144,11 @@ export function qemuArgs(g: LinuxGuest, disk: string, cpus: number): string[] {
 }
 
 /** m1prep's own machine, through the CLI as a user runs it. */
-export function m1prepBootArgs(g: LinuxGuest, dtb: string, disk: string, cpus: number, expect: string[], timeoutS: number): string[] {
+export function m1prepBootArgs(g: LinuxGuest, dtb: string, disk: string, cpus: number, expect: string[], timeoutS: number, append = ''): string[] {
   return [
     path.join(repoRoot, 'bin/m1prep.js'), 'boot',
     '--kernel', g.image, '--initrd', g.initrd, '--dtb', dtb, '--disk', disk,
-    '--append', 'earlycon console=ttySAC0',
+    '--append', `earlycon console=ttySAC0${append ? ' ' + append : ''}`,
     '--cpus', String(cpus), '--verify', '--timeout', String(timeoutS),
     ...expect.flatMap((e) => ['--expect', e]),
   ];

@@ -5,7 +5,7 @@ import type { AccessSize, MmioDevice } from './device.js';
 import type { CpuBackend, RamRegion, Vcpu } from './cpu/backend.js';
 import { createBackend } from './cpu/registry.js';
 import { Aic } from './devices/aic.js';
-import { createPcieHost, type DiskSpec, type PcieMachine } from './devices/pcie-wiring.js';
+import { createPcieHost, type DiskSpec, type NicSpec, type PcieMachine } from './devices/pcie-wiring.js';
 import { RamGuestMemory } from './devices/pcie-dma.js';
 import { CpuImplRegs, CpuStartBlock, PmgrPowerStates } from './devices/pmgr.js';
 import { S5lUart } from './devices/uart.js';
@@ -27,6 +27,8 @@ export interface MachineOptions {
   /** Console bytes from the UART. */
   console: (bytes: Uint8Array) => void;
   disks?: readonly DiskSpec[];
+  /** Virtual NICs (virtio-net), each with its host-side link already open. */
+  nics?: readonly NicSpec[];
   sliceInstructions?: number;
 }
 
@@ -120,6 +122,7 @@ export class Machine {
       mem: new RamGuestMemory([this.ram], (a, s) => this.backend.invalidateCode(a, s)),
       irq: (i) => this.aic.input(i),
       disks: opts.disks,
+      nics: opts.nics,
     });
 
     for (const c of cpuLayouts) {

@@ -196,6 +196,21 @@ export class RunLoop {
     return best;
   }
 
+  private wakeSleeper: (() => void) | null = null;
+
+  /** Sleep on the event loop for up to `ms`, or until wake(). */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.wakeSleeper = null; resolve(); }, ms);
+      this.wakeSleeper = () => { clearTimeout(t); this.wakeSleeper = null; resolve(); };
+    });
+  }
+
+  /** Something outside the guest raised an interrupt (a network frame): end an idle sleep now. */
+  wake(): void {
+    this.wakeSleeper?.();
+  }
+
   /** Run until stopped, the wall-clock deadline passes, or the guest hangs. */
   async run(opts: { timeoutMs?: number; yieldEveryMs?: number } = {}): Promise<StopReason> {
     this.stopReason = null;
@@ -224,7 +239,7 @@ export class RunLoop {
         }
         if (deadline === null) {
           // Input could still wake the guest: give the event loop a moment before calling it a hang.
-          await new Promise((r) => setTimeout(r, 50));
+          await this.sleep(50);
           lastYield = Date.now();
           if (!this.target.vcpus.some((_, i) => this.target.lines.irqPending(i) || this.target.lines.fiqPending(i))) {
             this.stopReason = { kind: 'hang', why: 'every vCPU waits in WFI and no timer is armed' };
@@ -246,7 +261,7 @@ export class RunLoop {
             lastYield = Date.now();
           }
         } else {
-          await new Promise((r) => setTimeout(r, Math.min(ms - 1, 100)));
+          await this.sleep(Math.min(ms - 1, 100));
           lastYield = Date.now();
         }
         this.tick();

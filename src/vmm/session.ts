@@ -4,7 +4,8 @@ import './cpu/unicorn/register.js';
 import './cpu/kvm/register.js';
 import './boot/linux.js';
 import { bootProtocol, bootProtocolNames, type BootInputs } from './boot/protocol.js';
-import type { DiskSpec } from './devices/pcie-wiring.js';
+import type { DiskSpec, NicSpec, NicStats } from './devices/pcie-wiring.js';
+import type { VirtioBlkStats } from './devices/virtio-blk.js';
 import { Machine } from './machine.js';
 import { RunLoop, type StopReason } from './run-loop.js';
 import type { SerialPort } from './serial.js';
@@ -23,6 +24,8 @@ export interface BootRequest {
   cpus: number;
   backend: string;
   disks?: DiskSpec[];
+  /** Virtual NICs with their host links open (the session closes the links when the VM ends). */
+  nics?: NicSpec[];
   serial: SerialPort;
   expect: string[];
   fail: string[];
@@ -62,6 +65,10 @@ export interface BootSummary {
   /** Final PC of each vCPU (where a hang or fatal stop left them). */
   pcs: bigint[];
   placed: Array<{ what: string; base: bigint; size: bigint }>;
+  /** virtio-blk disks: requests and bytes, and what the copy-on-write overlay holds. */
+  disks: Array<{ path: string; slot: string; overlayBytes: number; notifications: number; stats: VirtioBlkStats }>;
+  /** virtio-net NICs: frames both ways and the state of their links. */
+  nics: NicStats[];
 }
 
 export async function bootGuest(req: BootRequest): Promise<BootSummary> {
@@ -79,11 +86,12 @@ export async function bootGuest(req: BootRequest): Promise<BootSummary> {
     req.serial.write(chunk);
     verifier.feed(chunk);
   };
-  const machine = new Machine(layout, {
+  const machine = constructMachine(req, () => new Machine(layout, {
     layout,
     cpus: req.cpus,
     backend: req.backend,
     disks: req.disks,
+    nics: req.nics,
     sliceInstructions: req.sliceInstructions,
     console: (b) => {
       for (const byte of b) {
@@ -91,13 +99,14 @@ export async function bootGuest(req: BootRequest): Promise<BootSummary> {
         if (byte === 10 || pendingLen === pending.length) flush();
       }
     },
-  });
+  }));
   const tracer = req.trace.size ? new Tracer(req.traceFile) : null;
   try {
     req.serial.onInput = (b) => machine.uart.receive(b);
     const entry = proto.load(machine, req.inputs);
     for (const p of entry.placed) req.log?.(`${p.what}: 0x${p.base.toString(16)} (+0x${p.size.toString(16)})`);
     const loop = new RunLoop(machine);
+    machine.pcie.onActivity = () => loop.wake();
     tracer?.attach(machine, loop, req.trace);
     machine.vcpus[0]!.start(entry.pc, entry.x0);
     await req.onMachine?.(machine, loop);
@@ -121,6 +130,16 @@ export async function bootGuest(req: BootRequest): Promise<BootSummary> {
   } finally {
     tracer?.close();
     machine.destroy();
+  }
+}
+
+/** Build the machine; if that fails, the NIC links opened for it are closed here (nobody else owns them yet). */
+function constructMachine(req: BootRequest, build: () => Machine): Machine {
+  try {
+    return build();
+  } catch (e) {
+    for (const n of req.nics ?? []) n.link.close();
+    throw e;
   }
 }
 
@@ -214,5 +233,7 @@ function summarise(req: BootRequest, m: Machine, loop: RunLoop, stop: StopReason
     cpusStarted: m.vcpus.filter((x) => x.running).length,
     pcs: m.vcpus.map((x) => x.getRegs().pc),
     placed,
+    disks: m.pcie.stats(),
+    nics: m.pcie.nicStats(),
   };
 }

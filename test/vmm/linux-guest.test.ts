@@ -1,13 +1,15 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  buildLinuxGuest, deriveVmDtb, DONE_MARKER, INIT_MARKER, m1prepBootArgs, makeMarkerDisk, qemuArgs, runGuest, type LinuxGuest,
+  buildLinuxGuest, deriveVmDtb, DONE_MARKER, GUEST_RAM_MIB, INIT_MARKER, m1prepBootArgs, makeMarkerDisk, qemuArgs, runGuest, type LinuxGuest,
 } from '../../bench/linux-boot.bench.js';
 import { defaultLayoutPath, loadLayout } from '../../src/dtb/layout.js';
+import { repoRoot } from '../helpers/cli.js';
+import { freePort } from '../helpers/net.js';
 import { tool, which } from '../../src/host/tools.js';
 import { PcieHost } from '../../src/vmm/devices/pcie-host.js';
 
@@ -108,6 +110,63 @@ describe.skipIf(!haveCross)('Linux 6.1 guest (skipped only without aarch64-linux
     });
   }
 
+  // Two VMs on one Ethernet segment: qemu's virt machine (virtio-net-pci on `-netdev socket`) and
+  // m1prep's t8103 (virtio-net on `--net socket`), the same kernel and /init in both. Each pings the
+  // other, so frames cross in both directions through both NIC models; tcpdump (an independent
+  // reader) decodes the pcap m1prep wrote of its side. The addresses are TEST-NET-1 (RFC 5737): the
+  // frames exist only inside the two emulators and the loopback TCP connection between them.
+  it.skipIf(!tool('qemu-system-aarch64'))('shares an Ethernet segment with a qemu VM: each pings the other over virtio-net', async () => {
+    const port = await freePort();
+    const pcap = path.join(work, 'net.pcap');
+    const qemu = spawn('qemu-system-aarch64', [
+      '-M', 'virt', '-cpu', 'max', '-smp', '1', '-m', String(GUEST_RAM_MIB), '-nographic', '-no-reboot', '-nic', 'none',
+      '-kernel', guest.image, '-initrd', guest.initrd,
+      '-append', 'console=ttyAMA0 m1prep.ip=192.0.2.1/24 m1prep.peer=192.0.2.2',
+      '-drive', `if=none,id=d0,file=${disk.path},format=raw,snapshot=on`, '-device', 'virtio-blk-pci,drive=d0,disable-legacy=on',
+      '-netdev', `socket,id=n0,listen=127.0.0.1:${port}`,
+      '-device', 'virtio-net-pci,netdev=n0,disable-legacy=on,romfile=,mac=52:54:00:aa:00:01',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let qemuOut = '';
+    qemu.stdout.on('data', (b: Buffer) => { qemuOut += b.toString('utf8'); });
+    qemu.stderr.on('data', (b: Buffer) => { qemuOut += b.toString('utf8'); });
+    let ours: Spawned | null = null;
+    try {
+      const dtb = deriveVmDtb(guest, 1, path.join(work, 't8103-virt-net.dtb'));
+      // No --verify: our VM must keep answering until the qemu guest is done too; the test stops it
+      // with SIGINT (Ctrl-C), after which it prints the --json summary on stdout.
+      ours = spawnCollect(process.execPath, [
+        path.join(repoRoot, 'bin/m1prep.js'), 'boot', '--kernel', guest.image, '--initrd', guest.initrd, '--dtb', dtb,
+        '--disk', disk.path, '--append', 'earlycon console=ttySAC0 m1prep.ip=192.0.2.2/24 m1prep.peer=192.0.2.1',
+        '--net', `socket,connect=127.0.0.1:${port},mac=52:54:00:aa:00:02,dump=${pcap}`, '--timeout', '170', '--json',
+      ]);
+      const done = (out: string) => out.includes('M1PREP-NET-OK') || out.includes('M1PREP-NET-FAIL');
+      await waitFor(() => (done(ours!.err) && done(qemuOut)) || ours!.exited, 170_000);
+      ours.child.kill('SIGINT');
+      const code = await ours.exit;
+      const tail = ours.err.split('\n').slice(-30).join('\n');
+      expect(ours.err, tail).toContain('M1PREP-NET-UP 52:54:00:aa:00:02 192.0.2.2/24');
+      expect(ours.err, tail).toContain('M1PREP-NET-OK peer=192.0.2.1');
+      expect(qemuOut.split('\n').slice(-20).join('\n')).toContain('M1PREP-NET-OK peer=192.0.2.2');
+      expect(code, tail).toBe(0);
+      const summary = JSON.parse(ours.out) as { nics: Array<{ mac: string; stats: { txFrames: number; rxFrames: number } }> };
+      expect(summary.nics[0]!.mac).toBe('52:54:00:aa:00:02');
+      // At least: 3 echo requests and 3 replies each way, and the ARP exchange.
+      expect(summary.nics[0]!.stats.txFrames).toBeGreaterThanOrEqual(7);
+      expect(summary.nics[0]!.stats.rxFrames).toBeGreaterThanOrEqual(7);
+      if (which('tcpdump')) {
+        const dump = spawnSync(which('tcpdump')!, ['-n', '-r', pcap], { encoding: 'utf8' });
+        expect(dump.status, dump.stderr).toBe(0);
+        expect(dump.stdout).toMatch(/192\.0\.2\.2 > 192\.0\.2\.1: ICMP echo request/);
+        expect(dump.stdout).toMatch(/192\.0\.2\.1 > 192\.0\.2\.2: ICMP echo request/);
+        expect(dump.stdout).toMatch(/192\.0\.2\.2 > 192\.0\.2\.1: ICMP echo reply/);
+        expect(dump.stdout).toMatch(/ARP, Re(quest|ply)/);
+      }
+    } finally {
+      qemu.kill('SIGKILL');
+      ours?.child.kill('SIGKILL');
+    }
+  });
+
   it.skipIf(!which('debugfs'))('with --disk-writable the guest\'s write lands in the image (debugfs reads it back)', async () => {
     const copy = path.join(work, 'writable.img');
     copyFileSync(disk.path, copy);
@@ -122,3 +181,26 @@ describe.skipIf(!haveCross)('Linux 6.1 guest (skipped only without aarch64-linux
     expect(sha(disk.path)).toBe(diskSha);
   });
 });
+
+
+async function waitFor(cond: () => boolean, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+}
+
+interface Spawned {
+  child: ReturnType<typeof spawn>;
+  out: string;
+  err: string;
+  exited: boolean;
+  exit: Promise<number | null>;
+}
+
+function spawnCollect(cmd: string, args: string[]): Spawned {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+  const s: Spawned = { child, out: '', err: '', exited: false, exit: Promise.resolve(null) };
+  child.stdout!.on('data', (b: Buffer) => { s.out += b.toString('utf8'); });
+  child.stderr!.on('data', (b: Buffer) => { s.err += b.toString('utf8'); });
+  s.exit = new Promise((resolve) => child.on('close', (code) => { s.exited = true; resolve(code); }));
+  return s;
+}

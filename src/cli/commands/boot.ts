@@ -15,6 +15,8 @@ import { parseTraceKinds } from '../../vmm/trace.js';
 import { startGdbStub } from '../../vmm/gdb-stub.js';
 import { parseImageHeader } from '../../vmm/boot/linux.js';
 import { assertBackend } from '../../vmm/cpu/registry.js';
+import { openNetLink, parseNetSpec } from '../../vmm/net/link.js';
+import type { NicSpec } from '../../vmm/devices/pcie-wiring.js';
 
 // m1prep boot: boot prepared artifacts (OUT_DIR/manifest.json) or a Linux Image directly, on the
 // virtual t8103 machine, and optionally verify the console.
@@ -27,6 +29,7 @@ interface BootArgs {
   append?: string;
   disk?: string[];
   diskWritable?: boolean;
+  net?: string[];
   ram?: string;
   cpus?: number;
   backend: string;
@@ -78,6 +81,7 @@ export const bootCommand = defineCommand<BootArgs>({
       .option('append', { type: 'string', describe: 'kernel command line for --kernel' })
       .option('disk', { type: 'string', array: true, describe: 'image behind virtio-blk (repeatable; never modified unless --disk-writable: guest writes go to an in-memory overlay)' })
       .option('disk-writable', { type: 'boolean', describe: 'write the guest\'s disk writes through to the image files (default: overlay, images untouched)' })
+      .option('net', { type: 'string', array: true, describe: 'virtio-net NIC (repeatable): socket,listen=[HOST:]PORT | socket,connect=[HOST:]PORT | null, with ,mac=MAC ,dump=FILE.pcap; frames framed as qemu\'s -netdev socket' })
       .option('ram', { type: 'string', describe: 'guest RAM size for --kernel, e.g. 1G' })
       .option('cpus', { type: 'number', describe: 'number of vCPUs (default: manifest, or 1)' })
       .option('backend', { type: 'string', default: 'software', choices: ['software', 'kvm'], describe: 'CPU backend' })
@@ -94,6 +98,7 @@ export const bootCommand = defineCommand<BootArgs>({
       .example('$0 boot out/ --verify', 'boot what m1prep patch prepared and check its markers')
       .example('$0 boot --kernel Image --initrd initrd.cpio --append "console=ttySAC0 earlycon" --cpus 4 --expect "init ok" --verify', 'boot Linux like qemu')
       .example('$0 boot --kernel Image --disk rootfs.img --disk-writable', 'keep what the guest writes to rootfs.img')
+      .example('$0 boot --kernel Image --net socket,connect=127.0.0.1:5555,dump=net.pcap', 'one Ethernet segment with a qemu VM started with -netdev socket,id=n,listen=127.0.0.1:5555')
       .example('$0 boot out/ --trace mmio,sysreg --trace-file trace.txt', 'record device and system-register accesses')
       .example('$0 boot out/ --gdb 1234', 'then: gdb-multiarch -ex "target remote :1234"')
       .epilog('Exit codes: 0 booted (with --verify: every marker seen), 1 verification failed or bad input, 2 usage, 4 host lacks something (e.g. Unicorn).') as never,
@@ -101,6 +106,8 @@ export const bootCommand = defineCommand<BootArgs>({
     if (!args.outDir && !args.kernel) throw new UsageError('give OUT_DIR (with manifest.json) or --kernel IMAGE');
     if (args.outDir && args.kernel) throw new UsageError('give either OUT_DIR or --kernel, not both');
     assertBackend(args.backend);
+    // Every --net is checked first: a usage error there opens and reads nothing.
+    const netSpecs = (args.net ?? []).map((t) => parseNetSpec(t));
     let layout: VmLayout;
     let guest: string;
     let inputs: BootInputs;
@@ -164,9 +171,23 @@ export const bootCommand = defineCommand<BootArgs>({
       inputs = { kernel, deviceTree: dtb, initrd, bootArgs };
     }
     if (!Number.isInteger(cpus) || cpus! < 1 || cpus! > layout.cpus.length) throw new UsageError(`--cpus ${cpus}: the layout has ${layout.cpus.length} CPUs`);
+    // Open the links before the guest runs.
+    const nics: NicSpec[] = [];
+    try {
+      for (const spec of netSpecs) nics.push({ link: await openNetLink(spec, (l) => ui.verbose(l)), mac: spec.mac });
+    } catch (e) {
+      for (const n of nics) n.link.close();
+      throw e;
+    }
     // With --json, stdout carries only the summary: the console goes to stderr.
     const serialSpec = ui.json && args.serial === 'stdio' ? 'stderr' : args.serial;
-    const serial = await openSerial(serialSpec, Boolean(process.stdin.isTTY) && !args.verify, (l) => ui.info(l));
+    let serial: Awaited<ReturnType<typeof openSerial>>;
+    try {
+      serial = await openSerial(serialSpec, Boolean(process.stdin.isTTY) && !args.verify, (l) => ui.info(l));
+    } catch (e) {
+      for (const n of nics) n.link.close();
+      throw e;
+    }
     let gdbClose: (() => void) | null = null;
     let summary: BootSummary;
     try {
@@ -177,6 +198,7 @@ export const bootCommand = defineCommand<BootArgs>({
         cpus: cpus!,
         backend: args.backend,
         disks,
+        nics,
         serial,
         expect,
         fail,
@@ -194,6 +216,7 @@ export const bootCommand = defineCommand<BootArgs>({
           : undefined,
       });
     } finally {
+      for (const n of nics) n.link.close();
       serial.close();
       (gdbClose as (() => void) | null)?.();
     }
@@ -220,6 +243,8 @@ function printSummary(s: BootSummary, out: (l: string) => void): void {
     ['unmapped accesses', String(s.unmappedAccesses)],
     ['IMPDEF accesses', String(s.impdefAccesses)],
     ['unknown registers', kv(s.unknownSysregs)],
+    ...s.disks.map((d): [string, string] => [`disk ${d.slot}`, `${d.path}: ${d.stats.reads} reads (${d.stats.bytesRead} B), ${d.stats.writes} writes (${d.stats.bytesWritten} B), ${d.stats.flushes} flushes${d.overlayBytes ? `, overlay ${d.overlayBytes} B` : ''}${d.stats.errors ? `, ${d.stats.errors} errors` : ''}`]),
+    ...s.nics.map((n): [string, string] => [`nic ${n.slot}`, `${n.mac} on ${n.link}: ${n.stats.txFrames} frames out (${n.stats.txBytes} B), ${n.stats.rxFrames} in (${n.stats.rxBytes} B)${n.stats.rxDropped + n.linkStats.framesDropped ? `, ${n.stats.rxDropped + n.linkStats.framesDropped} dropped` : ''}`]),
     ['markers', s.markers.seen.length + s.markers.missing.length ? `seen: ${s.markers.seen.join(' | ') || '-'}; missing: ${s.markers.missing.join(' | ') || '-'}` : 'none given'],
   ]));
 }

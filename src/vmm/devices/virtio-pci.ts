@@ -26,6 +26,12 @@ export interface VirtioDevice {
   processQueue(queue: number, vq: SplitVirtqueue, mem: GuestMemory): void;
   /** Feature negotiation finished: the bits the driver accepted. */
   driverFeatures?(features: bigint): void;
+  /**
+   * The transport hands the device a way to serve a queue without a driver notify: a device whose
+   * work starts outside the guest (a network frame arriving) calls it, and the transport runs
+   * processQueue() and raises the interrupt as it would on a notify.
+   */
+  attach?(kick: (queue: number) => void): void;
   reset(): void;
 }
 
@@ -123,6 +129,7 @@ export class VirtioPciFunction extends PciFunction {
     self.f = this;
     this.queues = device.queueSizes.map((n) => new SplitVirtqueue(mem, n));
     this.offeredFeatures = device.features | VIRTIO_F_VERSION_1 | VIRTIO_RING_F_INDIRECT_DESC;
+    device.attach?.((queue) => this.serve(queue));
   }
 
   get deviceStatus(): number {
@@ -181,8 +188,8 @@ export class VirtioPciFunction extends PciFunction {
     if (o >= NOTIFY_OFFSET && o < NOTIFY_OFFSET + NOTIFY_MULTIPLIER * this.queues.length) {
       this.notify((o - NOTIFY_OFFSET) / NOTIFY_MULTIPLIER | 0);
     }
-    // Device configuration writes: block devices have only the writeback toggle, which we do not
-    // offer (VIRTIO_BLK_F_CONFIG_WCE), so the space is read-only.
+    // Device configuration writes: block has only the writeback toggle (VIRTIO_BLK_F_CONFIG_WCE)
+    // and net only the legacy MAC write, neither offered, so the space is read-only.
   }
 
   private get selected(): SplitVirtqueue | undefined {
@@ -278,9 +285,13 @@ export class VirtioPciFunction extends PciFunction {
   }
 
   private notify(queue: number): void {
+    if (this.serve(queue)) this.notifications++;
+  }
+
+  /** Let the device work on `queue` if the driver has it running; false when it does not. */
+  private serve(queue: number): boolean {
     const q = this.queues[queue];
-    if (!q || !q.enabled || !(this.status & VIRTIO_STATUS_DRIVER_OK) || (this.status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)) return;
-    this.notifications++;
+    if (!q || !q.enabled || !(this.status & VIRTIO_STATUS_DRIVER_OK) || (this.status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)) return false;
     try {
       this.device.processQueue(queue, q, this.mem);
     } catch (e) {
@@ -288,6 +299,7 @@ export class VirtioPciFunction extends PciFunction {
       this.fail();
     }
     if (q.takeInterrupt()) this.raise(1);
+    return true;
   }
 
   // --- The VIRTIO_PCI_CAP_PCI_CFG window (4.1.4.9): BAR access through configuration space.
