@@ -41,7 +41,7 @@ function nodeBody(dts: string, compat: string): [string, string] | null {
 
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 
-describe.skipIf(!haveCross)('Linux 6.1 guest (skipped only without aarch64-linux-gnu-gcc / linux-source-6.1)', { timeout: 20 * 60_000 }, () => {
+describe.skipIf(!haveCross)('Linux 6.1 guest (skipped only without aarch64-linux-gnu-gcc / linux-source-6.1)', { timeout: 40 * 60_000 }, () => {
   let guest: LinuxGuest;
   let work: string;
   let disk: { path: string; marker: string };
@@ -52,7 +52,7 @@ describe.skipIf(!haveCross)('Linux 6.1 guest (skipped only without aarch64-linux
     work = mkdtempSync(path.join(tmpdir(), 'm1prep-linux-'));
     disk = makeMarkerDisk(work);
     diskSha = sha(disk.path);
-  }, 20 * 60_000);
+  }, 40 * 60_000);
   afterAll(() => { if (work) rmSync(work, { recursive: true, force: true }); });
 
   it('builds an arm64 Image, an initramfs and the base FDT', () => {
