@@ -106,4 +106,26 @@ describe.skipIf(!haveToolchain || !haveUnicorn)(`sample guest end to end (${have
       expect([...seen].sort()).toEqual(Object.keys(GUARD_PANICS).sort());
     });
   }
+
+  it('--trace sysreg,irq names the IMPDEF and timer registers and the FIQ sources the 4-CPU boot uses', () => {
+    const out = path.join(work, 'trace-12.3');
+    expect(patch('12.3', out).code).toBe(0);
+    const traceFile = path.join(work, 'trace.txt');
+    const b = runCli(['boot', out, '--verify', '--cpus', '4', '--timeout', '60', '--serial', 'null', '--trace', 'sysreg,irq', '--trace-file', traceFile]);
+    expect(b.code, b.stderr).toBe(0);
+    const trace = readFileSync(traceFile, 'utf8');
+    // Timer FIQs on the boot CPU: CNTP_* emulated, the FIQ raised by the timer and lowered again.
+    expect(trace).toMatch(/^sysreg cpu0 MSR CNTP_TVAL_EL0 = 0x[0-9a-f]+$/m);
+    expect(trace).toMatch(/^irq cpu0 FIQ raise \(timer\)$/m);
+    expect(trace).toMatch(/^irq cpu0 FIQ lower \(timer\)$/m);
+    // FastIPI both ways: the boot CPU sends one to each secondary, which takes it as a FIQ,
+    // acknowledges it in IPI_SR and answers with one of its own.
+    for (const cpu of [1, 2, 3]) {
+      expect(trace).toMatch(new RegExp(`^sysreg cpu${cpu} MSR IPI_RR_LOCAL_EL1 = 0x[0-9a-f]+$`, 'm'));
+      expect(trace).toMatch(new RegExp(`^irq cpu${cpu} FIQ raise \\(fast-ipi\\)$`, 'm'));
+      expect(trace).toMatch(new RegExp(`^sysreg cpu${cpu} MSR IPI_SR_EL1 = 0x1$`, 'm'));
+    }
+    expect(trace).toMatch(/^sysreg cpu0 MRS PMCR0 = 0x[0-9a-f]+$/m);
+    expect(trace).not.toMatch(/unknown IMPDEF/);
+  });
 });

@@ -126,6 +126,18 @@ describe('m1prep unpack / pack', () => {
     expect(same(new Uint8Array(readFileSync(b)), read('lzfse/gpl3.txt'))).toBe(true);
     const r = runCli(['unpack', path.join(corpus, 'lzfse/gpl3.txt.lzvn'), '--format', 'lzvn', '-o', b]);
     expect(r.code).toBe(2);
+    // With --size, a truncated bare LZSS stream (no end marker of its own) is an error, not a short file.
+    const size = read('lzfse/gpl3.txt').length;
+    const exact = path.join(dir, 'exact');
+    expect(runCli(['unpack', path.join(corpus, 'lzss/gpl3.txt.lzss'), '--format', 'lzss', '--size', String(size), '-o', exact]).code).toBe(0);
+    expect(same(new Uint8Array(readFileSync(exact)), read('lzfse/gpl3.txt'))).toBe(true);
+    const cut = path.join(dir, 'cut.lzss');
+    writeFileSync(cut, read('lzss/gpl3.txt.lzss').subarray(0, 8000));
+    const t = runCli(['unpack', cut, '--format', 'lzss', '--size', String(size), '-o', path.join(dir, 'never-lzss')]);
+    expect(t.code).toBe(1);
+    expect(t.stderr.trim().split('\n')).toHaveLength(1);
+    expect(t.stderr).toMatch(new RegExp(`cut\\.lzss: offset 0x1f40: LZSS stream: the stream ends after \\d+ bytes of output, but --size says ${size}`));
+    expect(existsSync(path.join(dir, 'never-lzss'))).toBe(false);
   });
   it('bad input: exit 1, one line naming file and offset, no output written', () => {
     const bad = path.join(dir, 'trunc.im4p');

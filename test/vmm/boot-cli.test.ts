@@ -115,6 +115,13 @@ describe('m1prep boot (CLI)', () => {
     expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
   });
 
+  it('refuses --gdb with --backend kvm as a usage error (no guest debugging on KVM yet)', () => {
+    const r = runCli(['boot', '--kernel', 'Image', '--backend', 'kvm', '--gdb', '1234']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/--gdb works with --backend software only/);
+  });
+
   it('rejects a file that is not an arm64 Image with one line', () => {
     const r = runCli(['boot', '--kernel', path.join(repoRoot, 'package.json'), '--dtb', path.join(repoRoot, 'package.json')]);
     expect(r.code).toBe(1);

@@ -172,13 +172,19 @@ describe.skipIf(!haveCross)('Linux 6.1 guest (skipped only without aarch64-linux
     copyFileSync(disk.path, copy);
     const until = [`${INIT_MARKER} cpus=1`, 'M1PREP-DISK-WRITE-OK', 'M1PREP-INIT-DONE'];
     const dtb = deriveVmDtb(guest, 1, path.join(work, 't8103-virt-w.dtb'));
-    const args = [...m1prepBootArgs(guest, dtb, copy, 1, until, 120), '--disk-writable'];
+    const traceFile = path.join(work, 'exc-trace.txt');
+    const args = [...m1prepBootArgs(guest, dtb, copy, 1, until, 120), '--disk-writable', '--trace', 'exc', '--trace-file', traceFile];
     const r = await runGuest(process.execPath, args, { until, timeoutMs: 150_000, stopWhenSeen: false });
     expect(r.code, r.output.split('\n').slice(-20).join('\n')).toBe(0);
     // debugfs (e2fsprogs) reads the ext2 image without mounting it: the file /init wrote is there.
     const cat = spawnSync('debugfs', ['-R', 'cat /written.txt', copy], { encoding: 'utf8' });
     expect(cat.stdout).toBe('written by the guest\n');
     expect(sha(disk.path)).toBe(diskSha);
+    // --trace exc: busybox's system calls arrive as SVCs from EL0, delivered into the kernel at
+    // VBAR_EL1 (ESR class 0x15); its first touches of fresh pages as data aborts (class 0x24).
+    const trace = readFileSync(traceFile, 'utf8');
+    expect(trace).toMatch(/^exc cpu0 svc ESR=0x56000000 ELR=0x[0-9a-f]+$/m);
+    expect(trace).toMatch(/^exc cpu0 data abort ESR=0x92[0-9a-f]{6} ELR=0x[0-9a-f]+ FAR=0x[0-9a-f]+$/m);
   });
 });
 

@@ -105,6 +105,9 @@ export const bootCommand = defineCommand<BootArgs>({
   run: async (args, ui) => {
     if (!args.outDir && !args.kernel) throw new UsageError('give OUT_DIR (with manifest.json) or --kernel IMAGE');
     if (args.outDir && args.kernel) throw new UsageError('give either OUT_DIR or --kernel, not both');
+    // The KVM vCPU has no guest-debug support (breakpoints, single step) behind the stub yet: refuse
+    // rather than let gdb set breakpoints that never fire.
+    if (args.gdb !== undefined && args.backend === 'kvm') throw new UsageError('--gdb works with --backend software only (the KVM backend has no breakpoints or single step yet)');
     assertBackend(args.backend);
     // Every --net is checked first: a usage error there opens and reads nothing.
     const netSpecs = (args.net ?? []).map((t) => parseNetSpec(t));

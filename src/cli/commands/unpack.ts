@@ -51,6 +51,11 @@ function unpack(bytes: Uint8Array, format: string, size: number | undefined): Re
   switch (format) {
     case 'lzss': {
       const { data } = lzssDecode(bytes, size);
+      // A bare LZSS stream has no end marker: a truncated one decodes to a shorter output without
+      // complaint, so with --size the output must reach it.
+      if (size !== undefined && data.length < size) {
+        throw new FormatError('LZSS stream', BigInt(bytes.length), `the stream ends after ${data.length} bytes of output, but --size says ${size} (truncated input?)`);
+      }
       return { layers: ['lzss'], payload: data, compression: 'lzss' };
     }
     case 'lzvn':
@@ -80,7 +85,7 @@ export const unpackCommand = defineCommand({
         default: 'auto' as const,
         describe: 'auto: detect IMG4/IM4P/complzss/LZFSE; lzss, lzvn: a bare stream without header',
       })
-      .option('size', { type: 'string', describe: 'decompressed size of a bare stream (required for lzvn; optional for lzss)' })
+      .option('size', { type: 'string', describe: 'decompressed size of a bare stream (required for lzvn; optional for lzss, where a shorter output is then an error)' })
       .example('$0 unpack kernelcache.release.t8103 -o kernelcache.macho', 'IM4P -> LZFSE -> Mach-O')
       .example('$0 unpack DeviceTree.j274ap.im4p -o j274ap.dtre --json', 'layers and sizes as JSON')
       .example('$0 unpack prelinkedkernel.lzvn --format lzvn --size 0x2000000 -o kernel', 'a bare LZVN stream')
