@@ -155,9 +155,10 @@ export function serializeAdt(root: AdtNode): Uint8Array {
 export function looksLikeAdt(b: Uint8Array): boolean {
   if (b.length < 8 + 36) return false;
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const nProps = dv.getUint32(0, true);
-  const nChildren = dv.getUint32(4, true);
-  if (nProps === 0 || nProps > 4096 || nChildren > 4096) return false;
+  // Only what every ADT has decides: at least one property, and a printable first name. Counts
+  // that are too large are the parser's to report (with the node and offset), not a reason to call
+  // the file something else.
+  if (dv.getUint32(0, true) === 0) return false;
   const nul = b.subarray(8, 8 + kPropNameLength).indexOf(0);
   if (nul <= 0) return false;
   for (let i = 8; i < 8 + nul; i++) if (b[i]! < 0x20 || b[i]! > 0x7e) return false;

@@ -84,6 +84,17 @@ describe('m1prep dtree', () => {
     expect(existsSync(out('cut-out.dtre'))).toBe(false);
   });
 
+  it('an ADT whose root claims more children or properties than the file holds is named as such, with node and offset', () => {
+    for (const [field, at] of [['children', 4], ['properties', 0]] as const) {
+      const b = Buffer.from(readFileSync(RAW));
+      b.writeUInt32LE(0xffff, at);
+      writeFileSync(out(`lying-${field}.dtre`), b);
+      const r = runCli(['dtree', out(`lying-${field}.dtre`)]);
+      expect(r.code).toBe(1);
+      expect(oneLine(r.stderr)).toMatch(new RegExp(`lying-${field}\\.dtre: offset 0x${at.toString(16)}: ADT: node claims 65535 ${field}, only \\d+ bytes follow \\(in node /\\)`));
+    }
+  });
+
   it('layout --check prints the device map; --json has every window', () => {
     const r = runCli(['dtree', 'layout', '--check', '--json']);
     expect(r.code, r.stderr).toBe(0);
