@@ -40,6 +40,9 @@ case " $(cat /proc/cmdline) " in
     ;;
   *)
     run kvm-test boot --backend kvm $test_guest
+    # What users type: m1prep boot out/ --backend kvm, on the sample that m1prep patch prepared.
+    run sample-1-kvm boot /guests/sample-12.3 --backend kvm --cpus 1 --verify --timeout 600 --serial stdio
+    run sample-2-kvm boot /guests/sample-12.3 --backend kvm --cpus 2 --verify --timeout 600 --serial stdio
     linux kvm 1
     linux kvm 2
     # bench/kvm.bench.ts: MMIO exits and FastIPI round trips timed by the guest, and the Linux boot,

@@ -3,7 +3,8 @@
 # scripts/kvm-harness/build-host-kernel.sh) under qemu-system-aarch64 (TCG, EL2 enabled) with an
 # initramfs holding busybox, arm64 glibc/libstdc++, arm64 Node 20, m1prep (dist/ with koffi's
 # linux_arm64 build) and the guests, and runs `m1prep boot --backend kvm` there (l1-init.sh):
-#   boot 1 ("patched"): the KVM test guest, the Linux proof guest with 1 and 2 vCPUs
+#   boot 1 ("patched"): the KVM test guest, the sample collection (xnu protocol) with 1 and 2 vCPUs,
+#                       the Linux proof guest with 1 and 2 vCPUs
 #   boot 2 ("stock"):   kvm-arm.impdef_sysreg_exits=off, so KVM offers no IMPDEF exits: the
 #                       backend must refuse the test guest with exit 4 and say why
 # Everything comes from Debian packages and the npm registry and is cached outside the clone in
@@ -67,6 +68,11 @@ for n in 1 2; do
   node "$root/bin/m1prep.js" dtree layout --fdt "$gdir/t8103-j274.dtb" --cpus "$n" -o "$stage/guests/linux/vm-$n.dtb" >/dev/null
 done
 bash "$root/guests/kvm-test/build.sh" "$stage/guests/kvm-test" >/dev/null
+# The bundled sample kernel collection (XNU's boot protocol: fileset kernelcache, ADT, boot_args,
+# ramdisk), patched by its profile exactly as a user prepares out/ for `m1prep boot out/`.
+samples="$out/samples"
+node "$root/bin/m1prep.js" sample build 12.3 --out "$samples" -q >/dev/null
+node "$root/bin/m1prep.js" patch --profile 12.3 --kernelcache "$samples/12.3/kernelcache.im4p" --out "$stage/guests/sample-12.3" -q >/dev/null
 
 # 2. arm64 userland. Debian packages through a private apt state (the host's architectures and
 #    lists stay untouched), as scripts/build-linux-guest.sh does; Node and koffi's arm64 build from

@@ -60,6 +60,15 @@ describe.skipIf(!ready)(`nested KVM harness (runs in CI or with M1PREP_KVM_HARNE
     expect(r.rc).toBe(0);
   });
 
+  it.each([1, 2])('m1prep boot out/ --backend kvm: the sample collection (xnu protocol, patched by profile 12.3) passes its checklist with %i vCPU(s)', (cpus) => {
+    const r = run(`sample-${cpus}-kvm`);
+    expect(r.output).toMatch(new RegExp(`M1PREP-SAMPLE-BOOT-OK darwin=21\\.4\\.0 cpus=${cpus}`));
+    expect(r.output).not.toMatch(/panic\(cpu/);
+    expect(r.output).toMatch(/outcome\s+success/);
+    expect(r.output).toMatch(new RegExp(`machine\\s+xnu guest, ${cpus} vCPU\\(s\\) \\(${cpus} started\\), KVM`));
+    expect(r.rc).toBe(0);
+  });
+
   it('without the capability the backend refuses with exit 4, says why and suggests the software backend', () => {
     const r = run('kvm-test-stock');
     expect(r.rc).toBe(4);
