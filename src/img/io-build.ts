@@ -6,7 +6,8 @@ import { parseManifest } from './manifest.js';
 import type { ImagePlan } from './plan.js';
 import { planImage, type BuildOptions } from './build.js';
 import { writePlan, type WriteProgress } from './io-write.js';
-import type { DirNode } from './tree.js';
+import type { DirNode, Xattr } from './tree.js';
+import { xattrReader } from '../host/xattr.js';
 import { walkTree } from './tree.js';
 
 // The file-touching half of `ramdisk build`: read the source (directory or YAML manifest),
@@ -17,6 +18,30 @@ export interface LoadOptions {
   onSkip?: (relPath: string, what: string) => void;
   /** SOURCE_DATE_EPOCH in seconds, if set. */
   sourceDateEpoch?: bigint;
+  /** Read the source's extended attributes (default true; only user.* ones are carried). */
+  xattrs?: boolean;
+  /** An attribute namespace left out (first path it was seen on), or null: this host cannot read attributes. */
+  onXattrSkip?: (namespace: string | null, path: string) => void;
+}
+
+/** The walker's attribute reader: this host's, reporting each left-out namespace once. */
+function attributeReader(opts: LoadOptions, root: string): ((abs: string) => Xattr[]) | undefined {
+  if (opts.xattrs === false) return undefined;
+  const reader = xattrReader();
+  if (!reader) {
+    opts.onXattrSkip?.(null, root);
+    return undefined;
+  }
+  const told = new Set<string>();
+  return (abs) => {
+    const r = reader(abs);
+    for (const ns of r.skipped) {
+      if (told.has(ns)) continue;
+      told.add(ns);
+      opts.onXattrSkip?.(ns, abs);
+    }
+    return r.attrs;
+  };
 }
 
 export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): bigint | undefined {
@@ -30,7 +55,9 @@ export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): bigint | 
 export function loadSource(from: string, opts: LoadOptions = {}): { root: DirNode; label?: string } {
   const fixedTimeNs = opts.sourceDateEpoch !== undefined ? opts.sourceDateEpoch * 1_000_000_000n : undefined;
   const st = statSync(from);
-  if (st.isDirectory()) return { root: walkDirectory(from, { skipSpecial: opts.skipSpecial, onSkip: opts.onSkip, fixedTimeNs }) };
+  if (st.isDirectory()) {
+    return { root: walkDirectory(from, { skipSpecial: opts.skipSpecial, onSkip: opts.onSkip, fixedTimeNs, readXattrs: attributeReader(opts, from) }) };
+  }
   if (!/\.ya?ml$/i.test(from)) throw new ImageInputError(`${from}: --from takes a directory or a .yaml manifest`);
   const base = path.dirname(path.resolve(from));
   const m = parseManifest(readFileSync(from, 'utf8'), {
@@ -60,6 +87,9 @@ export interface BuildImageArgs extends Omit<BuildOptions, 'createdNs' | 'label'
   label?: string;
   skipSpecial?: boolean;
   onSkip?: (relPath: string, what: string) => void;
+  /** See LoadOptions. */
+  xattrs?: boolean;
+  onXattrSkip?: LoadOptions['onXattrSkip'];
   progress?: WriteProgress;
   env?: NodeJS.ProcessEnv;
 }
@@ -71,7 +101,7 @@ export function buildImage(a: BuildImageArgs): ImagePlan {
   let label = a.label;
   if (!root) {
     if (!a.fromDir) throw new ImageInputError('buildImage needs a tree or fromDir');
-    const loaded = loadSource(a.fromDir, { skipSpecial: a.skipSpecial, onSkip: a.onSkip, sourceDateEpoch: sde });
+    const loaded = loadSource(a.fromDir, { skipSpecial: a.skipSpecial, onSkip: a.onSkip, sourceDateEpoch: sde, xattrs: a.xattrs, onXattrSkip: a.onXattrSkip });
     root = loaded.root;
     label ??= loaded.label;
   }

@@ -2,11 +2,12 @@ import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs'
 import path from 'node:path';
 import { ImageInputError } from './input-error.js';
 import { checkName } from './names.js';
-import type { DirNode, TreeNode } from './tree.js';
+import type { DirNode, TreeNode, Xattr } from './tree.js';
 
 // Reads a source directory into a metadata tree. Symbolic links are recorded as links (their
 // target text, never followed); device files, sockets and FIFOs are refused, or skipped when the
-// caller asks. Names must be valid UTF-8.
+// caller asks. Names must be valid UTF-8. Extended attributes come from the reader the caller
+// passes (src/host/xattr.ts on Linux), so this file stays free of native calls.
 
 export interface WalkOptions {
   skipSpecial?: boolean;
@@ -15,6 +16,8 @@ export interface WalkOptions {
   /** Replace every timestamp (SOURCE_DATE_EPOCH), in ns since 1970. */
   fixedTimeNs?: bigint;
   maxDepth?: number;
+  /** Extended attributes of a path (not following links); without it, none are read. */
+  readXattrs?: (absPath: string) => Xattr[];
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -29,16 +32,16 @@ function specialKind(st: BigIntStats): string | null {
 
 export function walkDirectory(root: string, opts: WalkOptions = {}): DirNode {
   const maxDepth = opts.maxDepth ?? 4096;
-  const meta = (st: BigIntStats) => ({
+  const meta = (st: BigIntStats, abs: string) => ({
     perm: Number(st.mode) & 0o7777,
     uid: Number(st.uid),
     gid: Number(st.gid),
     mtimeNs: opts.fixedTimeNs ?? st.mtimeNs,
-    xattrs: [],
+    xattrs: opts.readXattrs && !st.isSymbolicLink() ? opts.readXattrs(abs) : [],
   });
   const rootStat = lstatSync(root, { bigint: true });
   if (!rootStat.isDirectory()) throw new ImageInputError(`${root}: not a directory`);
-  const top: DirNode = { kind: 'dir', name: '', children: [], ...meta(rootStat) };
+  const top: DirNode = { kind: 'dir', name: '', children: [], ...meta(rootStat, root) };
   const stack: { dir: DirNode; abs: string; rel: string; depth: number }[] = [{ dir: top, abs: root, rel: '', depth: 0 }];
   while (stack.length > 0) {
     const { dir, abs, rel, depth } = stack.pop()!;
@@ -57,13 +60,13 @@ export function walkDirectory(root: string, opts: WalkOptions = {}): DirNode {
       const st = lstatSync(childAbs, { bigint: true });
       let node: TreeNode;
       if (st.isSymbolicLink()) {
-        node = { kind: 'symlink', name, target: readlinkSync(childAbs, 'utf8'), ...meta(st) };
+        node = { kind: 'symlink', name, target: readlinkSync(childAbs, 'utf8'), ...meta(st, childAbs) };
       } else if (st.isDirectory()) {
-        const d: DirNode = { kind: 'dir', name, children: [], ...meta(st) };
+        const d: DirNode = { kind: 'dir', name, children: [], ...meta(st, childAbs) };
         stack.push({ dir: d, abs: childAbs, rel: childRel, depth: depth + 1 });
         node = d;
       } else if (st.isFile()) {
-        node = { kind: 'file', name, size: st.size, content: { kind: 'path', path: childAbs }, ...meta(st) };
+        node = { kind: 'file', name, size: st.size, content: { kind: 'path', path: childAbs }, ...meta(st, childAbs) };
       } else {
         const what = specialKind(st) ?? 'special file';
         if (opts.skipSpecial) {

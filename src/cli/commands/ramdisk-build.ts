@@ -24,6 +24,7 @@ export const ramdiskBuildCommand = defineCommand({
       .option('label', { type: 'string', describe: 'volume name (default: the manifest label, else RAMDISK)' })
       .option('case-sensitive', { type: 'boolean', default: false, describe: 'case-sensitive names (HFSX for HFS+)' })
       .option('role', { type: 'string', describe: 'APFS volume role: system, data, user, recovery, vm, preboot, update, xart, hardware, backup' })
+      .option('xattrs', { type: 'boolean', default: true, describe: 'carry the source directory\'s user.* extended attributes (as macOS names: user.com.apple.X -> com.apple.X); --no-xattrs leaves them out' })
       .option('skip-special', { type: 'boolean', default: false, describe: 'leave out device files, sockets and FIFOs instead of failing' })
       .option('fragment', { type: 'number', hidden: true, describe: 'testing: split file data into extents of N blocks' })
       .example('$0 ramdisk build --fs hfsplus --from rootfs/ -o ramdisk.hfs', 'a directory to HFS+')
@@ -43,6 +44,10 @@ export const ramdiskBuildCommand = defineCommand({
       skipSpecial: args.skipSpecial,
       fragmentBlocks: args.fragment,
       onSkip: (p, what) => ui.warn(`skipped ${p} (${what})`),
+      xattrs: args.xattrs,
+      onXattrSkip: (ns, p) => ui.warn(ns === null
+        ? 'extended attributes of the source are not read on this host (Linux only); the image has none from it'
+        : `extended attributes in the ${ns}.* namespace are left out (first on ${p}): only user.* ones have macOS names`),
       progress: (done, total) => {
         if (total < 64n << 20n) return;
         bar ??= ui.progress('writing', Number(total >> 20n));
