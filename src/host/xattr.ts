@@ -56,13 +56,16 @@ export function xattrReader(): XattrReader | null {
   const f = load();
   if (!f) return null;
   return (path: string): XattrRead => {
-    const buf = new Uint8Array(XATTR_MAX);
-    const n = Number(f.list(path, buf, buf.length));
-    if (n < 0) {
-      const e = koffi.errno();
-      if (e === ENOTSUP) return { attrs: [], skipped: [] }; // the file system has no attributes
+    // Ask for the list's size first: most files have no attributes, and then one cheap call is all.
+    const size = Number(f.list(path, null, 0));
+    if (size < 0) {
+      if (koffi.errno() === ENOTSUP) return { attrs: [], skipped: [] }; // the file system has no attributes
       fail('llistxattr', path);
     }
+    if (size === 0) return { attrs: [], skipped: [] };
+    const buf = new Uint8Array(Math.min(XATTR_MAX, size * 2)); // room for one added since the size call
+    const n = Number(f.list(path, buf, buf.length));
+    if (n < 0) fail('llistxattr', path);
     const attrs: Xattr[] = [];
     const skipped = new Set<string>();
     let at = 0;
@@ -74,8 +77,9 @@ export function xattrReader(): XattrReader | null {
       const dot = full.indexOf('.');
       const ns = dot < 0 ? full : full.slice(0, dot);
       if (ns !== 'user' || dot === full.length - 1) { skipped.add(ns); continue; }
-      const value = new Uint8Array(XATTR_MAX);
-      const len = Number(f.get(path, full, value, value.length));
+      const want = Number(f.get(path, full, null, 0));
+      const value = new Uint8Array(Math.max(1, Math.min(XATTR_MAX, want < 0 ? 0 : want * 2)));
+      const len = want < 0 ? want : Number(f.get(path, full, value, value.length));
       if (len < 0) {
         const e = koffi.errno();
         if (e === ENODATA) continue; // removed since the list was read
