@@ -15,6 +15,8 @@ const roles: Record<ToolName, string> = {
   '7zz': '7-Zip oracle tests (APFS, HFS+)',
   'qemu-system-aarch64': 'speed baseline and the KVM test harness',
   'aarch64-linux-gnu-gcc': 'building the Linux test guest',
+  tcpdump: 'reading the pcap of m1prep boot --net ...,dump= in the network tests',
+  setfattr: 'extended attributes on ramdisk source trees in the tests',
 };
 
 registerCheck(() => ({

@@ -41,6 +41,8 @@ export const TOOLS = {
   '7zz': ['7zz'],
   'qemu-system-aarch64': ['qemu-system-aarch64'],
   'aarch64-linux-gnu-gcc': ['aarch64-linux-gnu-gcc'],
+  tcpdump: ['tcpdump'],
+  setfattr: ['setfattr'],
 } as const satisfies Record<string, string[]>;
 
 export type ToolName = keyof typeof TOOLS;
