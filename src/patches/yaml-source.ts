@@ -147,6 +147,12 @@ function describe(e: ErrorObject, what: string): { message: string; extraKey?: s
       if (key === 'bytes' || key === 'mask' || key === 'replace') return { message: `${where} must be hex byte pairs, like "1f 20 03 d5"` };
       return { message: `${where} ${e.message ?? 'is invalid'}` };
     }
+    case 'type': {
+      // Ajv says "must be string"; a person reads "must be a string".
+      const kinds: Record<string, string> = { string: 'a string', integer: 'a whole number', number: 'a number', boolean: 'true or false', array: 'a list', object: 'a mapping (key: value lines)', null: 'empty' };
+      const t = String(p.type);
+      return { message: `${where} must be ${t.split(',').map((k) => kinds[k] ?? k).join(' or ')}` };
+    }
     case 'oneOf':
       if (/expect$/.test(where)) return { message: `${where} must be a count N, { exactly: N } or { atLeast: N }` };
       if (/match(\.\d+)?$/.test(where)) return { message: `${where} must have exactly one of instructions, bytes, string or symbol (mask goes only with bytes)` };

@@ -33,6 +33,7 @@ describe('patch set validation (schema + compile), with line:column', () => {
     expect(p).toContain('6:15: patches.0.verified must be one of "samples-only", "real-kernel"');
     expect(problemsOf(set(OK_PATCH.replace(/    reason: .*\n/, '')))).toEqual(['4:5: patches.0: "reason" is required']);
     expect(problemsOf(set(OK_PATCH.replace(/reason: .*/, 'reason: "too short"')))).toEqual(['5:13: patches.0.reason must NOT have fewer than 20 characters']);
+    expect(problemsOf(set(OK_PATCH.replace('target: com.apple.kernel', 'target: 5')))).toEqual(['7:13: patches.0.target must be a string']);
   });
 
   it('shapes, patterns and ranges in plain words', () => {
