@@ -4,8 +4,7 @@ import './cpu/unicorn/register.js';
 import './cpu/kvm/register.js';
 import './boot/linux.js';
 import { bootProtocol, bootProtocolNames, type BootInputs } from './boot/protocol.js';
-import type { DiskSpec, NicSpec, NicStats } from './devices/pcie-wiring.js';
-import type { VirtioBlkStats } from './devices/virtio-blk.js';
+import type { DiskSpec, DiskStats, NicSpec, NicStats } from './devices/pcie-wiring.js';
 import { Machine } from './machine.js';
 import { RunLoop, type StopReason } from './run-loop.js';
 import type { SerialPort } from './serial.js';
@@ -24,7 +23,7 @@ export interface BootRequest {
   cpus: number;
   backend: string;
   disks?: DiskSpec[];
-  /** Virtual NICs with their host links open (the session closes the links when the VM ends). */
+  /** Virtual NICs with their host links open (the caller owns the links and closes them). */
   nics?: NicSpec[];
   serial: SerialPort;
   expect: string[];
@@ -66,7 +65,7 @@ export interface BootSummary {
   pcs: bigint[];
   placed: Array<{ what: string; base: bigint; size: bigint }>;
   /** virtio-blk disks: requests and bytes, and what the copy-on-write overlay holds. */
-  disks: Array<{ path: string; slot: string; overlayBytes: number; notifications: number; stats: VirtioBlkStats }>;
+  disks: DiskStats[];
   /** virtio-net NICs: frames both ways and the state of their links. */
   nics: NicStats[];
 }
@@ -86,7 +85,7 @@ export async function bootGuest(req: BootRequest): Promise<BootSummary> {
     req.serial.write(chunk);
     verifier.feed(chunk);
   };
-  const machine = constructMachine(req, () => new Machine(layout, {
+  const machine = new Machine(layout, {
     layout,
     cpus: req.cpus,
     backend: req.backend,
@@ -99,7 +98,7 @@ export async function bootGuest(req: BootRequest): Promise<BootSummary> {
         if (byte === 10 || pendingLen === pending.length) flush();
       }
     },
-  }));
+  });
   const tracer = req.trace.size ? new Tracer(req.traceFile) : null;
   try {
     req.serial.onInput = (b) => machine.uart.receive(b);
@@ -130,16 +129,6 @@ export async function bootGuest(req: BootRequest): Promise<BootSummary> {
   } finally {
     tracer?.close();
     machine.destroy();
-  }
-}
-
-/** Build the machine; if that fails, the NIC links opened for it are closed here (nobody else owns them yet). */
-function constructMachine(req: BootRequest, build: () => Machine): Machine {
-  try {
-    return build();
-  } catch (e) {
-    for (const n of req.nics ?? []) n.link.close();
-    throw e;
   }
 }
 

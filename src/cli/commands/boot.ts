@@ -10,7 +10,7 @@ import { parseFdt, serializeFdt } from '../../dtb/fdt.js';
 import { deriveFdt } from '../../dtb/derive-fdt.js';
 import { bootGuest, type BootSummary } from '../../vmm/session.js';
 import type { BootInputs } from '../../vmm/boot/protocol.js';
-import { openSerial } from '../../vmm/serial.js';
+import { openSerial, type SerialPort } from '../../vmm/serial.js';
 import { parseTraceKinds } from '../../vmm/trace.js';
 import { startGdbStub } from '../../vmm/gdb-stub.js';
 import { parseImageHeader } from '../../vmm/boot/linux.js';
@@ -174,26 +174,16 @@ export const bootCommand = defineCommand<BootArgs>({
       inputs = { kernel, deviceTree: dtb, initrd, bootArgs };
     }
     if (!Number.isInteger(cpus) || cpus! < 1 || cpus! > layout.cpus.length) throw new UsageError(`--cpus ${cpus}: the layout has ${layout.cpus.length} CPUs`);
-    // Open the links before the guest runs.
+    // The command owns the NIC links and the console: opened here, closed in the one finally.
     const nics: NicSpec[] = [];
-    try {
-      for (const spec of netSpecs) nics.push({ link: await openNetLink(spec, (l) => ui.verbose(l)), mac: spec.mac });
-    } catch (e) {
-      for (const n of nics) n.link.close();
-      throw e;
-    }
-    // With --json, stdout carries only the summary: the console goes to stderr.
-    const serialSpec = ui.json && args.serial === 'stdio' ? 'stderr' : args.serial;
-    let serial: Awaited<ReturnType<typeof openSerial>>;
-    try {
-      serial = await openSerial(serialSpec, Boolean(process.stdin.isTTY) && !args.verify, (l) => ui.info(l));
-    } catch (e) {
-      for (const n of nics) n.link.close();
-      throw e;
-    }
+    let serial: SerialPort | null = null;
     let gdbClose: (() => void) | null = null;
     let summary: BootSummary;
     try {
+      for (const spec of netSpecs) nics.push({ link: await openNetLink(spec, (l) => ui.verbose(l)), mac: spec.mac });
+      // With --json, stdout carries only the summary: the console goes to stderr.
+      const serialSpec = ui.json && args.serial === 'stdio' ? 'stderr' : args.serial;
+      serial = await openSerial(serialSpec, Boolean(process.stdin.isTTY) && !args.verify, (l) => ui.info(l));
       summary = await bootGuest({
         guest,
         inputs,
@@ -220,7 +210,7 @@ export const bootCommand = defineCommand<BootArgs>({
       });
     } finally {
       for (const n of nics) n.link.close();
-      serial.close();
+      (serial as SerialPort | null)?.close();
       (gdbClose as (() => void) | null)?.();
     }
     const ok = summary.outcome === 'success' || (!args.verify && (summary.outcome === 'stopped' || summary.outcome === 'timeout'));

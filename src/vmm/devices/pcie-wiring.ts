@@ -33,10 +33,18 @@ export interface PcieWiringOptions {
 }
 
 export interface NicSpec {
-  /** The host side, already open (src/vmm/net/link.ts). */
+  /** The host side, already open (src/vmm/net/link.ts); its opener closes it. */
   link: NetLink;
   /** Default: 52:54:00:12:34:56, the last byte counting up per NIC. */
   mac?: Uint8Array;
+}
+
+export interface DiskStats {
+  path: string;
+  slot: string;
+  overlayBytes: number;
+  notifications: number;
+  stats: VirtioBlkStats;
 }
 
 export interface NicStats {
@@ -53,7 +61,7 @@ export interface PcieMachine {
   disks: { spec: DiskSpec; disk: DiskImage; blk: VirtioBlk; fn: VirtioPciFunction; slot: number }[];
   nics: { spec: NicSpec; net: VirtioNet; fn: VirtioPciFunction; slot: number }[];
   /** Per-disk counters for the boot summary. */
-  stats(): { path: string; slot: string; overlayBytes: number; notifications: number; stats: VirtioBlkStats }[];
+  stats(): DiskStats[];
   /** Per-NIC counters for the boot summary. */
   nicStats(): NicStats[];
   /** Called after a frame from a link was handed to a NIC (the run loop wakes up to deliver it). */
@@ -88,7 +96,6 @@ export function createPcieHost(layout: PcieLayout, opts: PcieWiringOptions): Pci
     host.attach(opts.bus);
   } catch (e) {
     for (const d of disks) d.disk.close();
-    for (const n of opts.nics ?? []) n.link.close();
     throw e;
   }
   const machine: PcieMachine = {
@@ -111,10 +118,8 @@ export function createPcieHost(layout: PcieLayout, opts: PcieWiringOptions): Pci
       notifications: d.fn.notifications,
       stats: { ...d.blk.stats },
     })),
-    close: () => {
-      for (const d of disks) d.disk.close();
-      for (const n of nics) n.spec.link.close();
-    },
+    // The NIC links belong to whoever opened them (the boot command), not to the machine.
+    close: () => { for (const d of disks) d.disk.close(); },
   };
   return machine;
 }

@@ -23,9 +23,11 @@ export const VIRTIO_NET_HDR_SIZE = 12;
 export const VIRTIO_NET_QUEUE_SIZE = 256;
 export const RX_QUEUE = 0;
 export const TX_QUEUE = 1;
-/** Ethernet MTU we advertise; a frame is at most MTU + 14 (header) + 4 (VLAN tag) bytes. */
+/** Ethernet header: destination and source MAC, EtherType. Anything shorter is not a frame. */
+const ETH_HEADER = 14;
+/** Ethernet MTU we advertise; a frame is at most MTU + header + 4 (VLAN tag) bytes. */
 export const VIRTIO_NET_MTU = 1500;
-export const MAX_FRAME = VIRTIO_NET_MTU + 18;
+export const MAX_FRAME = VIRTIO_NET_MTU + ETH_HEADER + 4;
 /** Frames from the link waiting for receive buffers; beyond this they are dropped, as a NIC would. */
 const RX_BACKLOG = 256;
 /** struct virtio_net_config up to and including mtu (mac[6], status, max_virtqueue_pairs, mtu). */
@@ -89,7 +91,7 @@ export class VirtioNet implements VirtioDevice {
 
   /** A frame from the link. Delivered into the guest's receive buffers now or when it posts some. */
   receive(frame: Uint8Array): void {
-    if (frame.length > MAX_FRAME || frame.length < 14) { this.stats.rxDropped++; return; }
+    if (frame.length > MAX_FRAME || frame.length < ETH_HEADER) { this.stats.rxDropped++; return; }
     if (this.backlog.length >= RX_BACKLOG) { this.stats.rxDropped++; return; }
     this.backlog.push(frame);
     this.kick?.(RX_QUEUE);
