@@ -53,9 +53,34 @@ export default async function bench(): Promise<BenchResult[]> {
       note: `${what}; ratio = software / KVM time (> 1: KVM faster); ${note}`,
     });
   };
-  row('MMIO exit (UART register load), KVM backend', 'mmio', `${bk?.mmioN ?? 0} loads`);
+  row('MMIO exit (UART register load), KVM backend', 'mmio', `${bk?.mmioN ?? 0} loads, served in the vCPU thread`);
   row('FastIPI round trip (MSR -> FIQ vector), KVM backend', 'ipi', `${bk?.ipiN ?? 0} self-IPIs`);
+  // The vCPU threads' hot path against handing every exit to the main thread, same guest, same L1.
+  const fw = run('bench-kvm-forwarded');
+  const bf = fw ? parseGuestBench(fw.output) : null;
+  if (bk && bf) {
+    for (const [which, what] of [['mmio', 'MMIO exit (UART register load)'], ['ipi', 'FastIPI round trip']] as const) {
+      const hot = perOp(bk, which), fwd = perOp(bf, which);
+      rows.push({
+        name: `${what}, KVM: vCPU-thread hot path`,
+        value: `${hot.toFixed(1)} us`,
+        baseline: `every exit forwarded to the main thread (M1PREP_KVM_HOT_EXITS=0) ${fwd.toFixed(1)} us`,
+        ratio: fwd / hot,
+        note: `ratio = forwarded / hot (> 1: the hot path is faster); ${note}`,
+      });
+    }
+  }
   const wall = (o: string) => Number(/^wall time\s+([\d.]+) s/m.exec(o)?.[1] ?? NaN);
+  const lh = run('linux-1-kvm'), lf = run('linux-1-kvm-forwarded');
+  if (lh?.rc === 0 && lf?.rc === 0) {
+    rows.push({
+      name: 'Linux boot to the init marker, 1 vCPU, KVM: vCPU-thread hot path',
+      value: `${wall(lh.output).toFixed(1)} s`,
+      baseline: `every exit forwarded to the main thread ${wall(lf.output).toFixed(1)} s`,
+      ratio: wall(lf.output) / wall(lh.output),
+      note: `ratio = forwarded / hot; ${note}`,
+    });
+  }
   for (const cpus of [1, 2]) {
     const lk = run(`linux-${cpus}-kvm`);
     if (!lk) continue;

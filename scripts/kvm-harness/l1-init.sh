@@ -29,8 +29,8 @@ echo "KVMH-NODE-START ms=$(( $(ms) - t0 ))"
 run doctor doctor
 test_guest="--kernel /guests/kvm-test/guest.bin --dtb /guests/kvm-test/guest.dtb --expect KVMTEST-DONE --fail KVMTEST-FAIL --verify --timeout 120 --serial stdio"
 linux() {
-  backend=$1 cpus=$2
-  run "linux-$cpus-$backend" boot --backend "$backend" --kernel /guests/linux/Image --initrd /guests/linux/initramfs.cpio.gz \
+  backend=$1 cpus=$2 suffix=$3
+  run "linux-$cpus-$backend$suffix" boot --backend "$backend" --kernel /guests/linux/Image --initrd /guests/linux/initramfs.cpio.gz \
     --dtb "/guests/linux/vm-$cpus.dtb" --append "earlycon console=ttySAC0" --cpus "$cpus" \
     --expect "M1PREP-INIT-OK cpus=$cpus" --verify --timeout 900 --serial stdio
 }
@@ -49,6 +49,11 @@ case " $(cat /proc/cmdline) " in
     # on KVM and (when the harness carries an arm64 Unicorn) on the software backend.
     bench="--kernel /guests/kvm-test/bench.bin --dtb /guests/kvm-test/guest.dtb --expect KVMBENCH-DONE --verify --timeout 300 --serial stdio"
     run bench-kvm boot --backend kvm $bench
+    # The same with every exit handed to the main thread (the vCPU threads' hot path off).
+    export M1PREP_KVM_HOT_EXITS=0
+    run bench-kvm-forwarded boot --backend kvm $bench
+    linux kvm 1 -forwarded
+    unset M1PREP_KVM_HOT_EXITS
     if [ -e /lib/aarch64-linux-gnu/libunicorn.so.2 ]; then
       run bench-software boot --backend software $bench
       linux software 1

@@ -125,6 +125,13 @@ export class Machine {
       nics: opts.nics,
     });
 
+    // State the hot paths of other threads may serve (KVM vCPU threads); --trace turns them off.
+    this.uart.shared.enabled = true;
+    this.sysregs.shared.enabled = true;
+    this.backend.shareDeviceState?.({
+      uarts: [{ base: layout.uart0.base, size: layout.uart0.size, buffer: this.uart.shared.buffer }],
+      sysregs: { cpus: n, buffer: this.sysregs.shared.buffer },
+    });
     for (const c of cpuLayouts) {
       const midr = M1_CLUSTERS[c.type === 'P' ? 1 : 0]!.midr;
       this.vcpus.push(this.backend.createVcpu(c.index, c.mpidr, { midr }));
@@ -166,6 +173,7 @@ export class Machine {
 
   /** Periodic device work between scheduler rounds. */
   poll(): void {
+    this.uart.drainTx();
     for (const [cpu, addr] of this.releaseWatch) {
       const entry = this.readRam64(addr);
       if (entry !== 0n) this.startCpu(cpu, entry, 0n);

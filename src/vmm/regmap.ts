@@ -16,6 +16,9 @@ export interface RegDef {
   stride?: number;
   /** Each CPU sees its own copy (AIC WHOAMI, EVENT...). */
   perCpu?: boolean;
+  /** Served off the main thread from the device's shared state (a KVM vCPU thread): reads that
+   *  have no side effect, writes whose effect the shared state can take (src/vmm/hot/). */
+  hot?: 'read' | 'write';
   doc?: string;
 }
 

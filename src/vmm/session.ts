@@ -123,6 +123,7 @@ export async function bootGuest(req: BootRequest): Promise<BootSummary> {
     const t0 = process.hrtime.bigint();
     const stop = await loop.run({ timeoutMs: req.timeoutS * 1000 }).finally(() => process.removeListener('SIGINT', onSigint));
     const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    machine.uart.drainTx();
     flush();
     verifier.scan();
     return summarise(req, machine, loop, stop, verifier, wall, entry.placed);
@@ -211,9 +212,9 @@ function summarise(req: BootRequest, m: Machine, loop: RunLoop, stop: StopReason
     cpus: req.cpus,
     wallSeconds: wall,
     guestInstructions: loop.instructions(),
-    exits: { ...loop.stats.exits },
+    exits: mergeCounts(loop.stats.exits, ...m.vcpus.map((x) => x.ownExits?.() ?? {})),
     exceptionsDelivered: delivered,
-    devicesTouched: Object.fromEntries(m.bus.touched),
+    devicesTouched: mergeCounts(Object.fromEntries(m.bus.touched), hotUartAccesses(m)),
     unmappedAccesses: m.bus.unmappedAccesses,
     unknownSysregs: Object.fromEntries(m.sysregs.unknown),
     impdefAccesses: m.sysregs.accesses,
@@ -225,4 +226,17 @@ function summarise(req: BootRequest, m: Machine, loop: RunLoop, stop: StopReason
     disks: m.pcie.stats(),
     nics: m.pcie.nicStats(),
   };
+}
+
+/** The run loop's exit counts plus those the backend served on its own (KVM vCPU threads). */
+function mergeCounts(...parts: Array<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of parts) for (const [k, n] of Object.entries(p)) out[k] = (out[k] ?? 0) + n;
+  return out;
+}
+
+/** UART accesses a vCPU thread served from the shared state, which the bus never saw. */
+function hotUartAccesses(m: Machine): Record<string, number> {
+  const n = m.uart.shared.hotReads + m.uart.shared.hotWrites;
+  return n ? { [m.uart.name]: n } : {};
 }

@@ -36,6 +36,9 @@ export class Tracer {
   }
 
   attach(m: Machine, loop: RunLoop, kinds: Set<TraceKind>): void {
+    // A traced access must reach the main thread: no hot paths for what is traced.
+    if (kinds.has('mmio')) m.uart.shared.enabled = false;
+    if (kinds.has('sysreg')) m.sysregs.shared.enabled = false;
     if (kinds.has('mmio')) {
       m.bus.onAccess = (e) => {
         const map = e.device ? m.bus.find(e.addr) : undefined;

@@ -60,6 +60,8 @@ export interface Vcpu {
   /** End the current slice early (software backends): another vCPU was just interrupted by this
    *  one (an IPI), so hand over the turn instead of spinning until the budget runs out. */
   endSlice?(): void;
+  /** Exits the backend served without the run loop (a KVM vCPU thread), by kind. */
+  ownExits?(): Record<string, number>;
   /** Instruction budget of one run() slice, for backends that run in slices. */
   sliceInstructions?: number;
 }
@@ -71,6 +73,13 @@ export interface VcpuIdentity {
 
 /** Decides which system registers the VMM emulates (IMPDEF space, trapped timers...). */
 export type SysregFilter = (op0: number, op1: number, crn: number, crm: number, op2: number) => boolean;
+
+/** Device and system-register state in shared memory that a backend may serve accesses from off
+ *  the main thread (a KVM vCPU thread): see src/vmm/devices/uart-shared.ts, sysregs/m1-shared.ts. */
+export interface SharedDeviceState {
+  uarts: Array<{ base: bigint; size: bigint; buffer: SharedArrayBuffer }>;
+  sysregs: { cpus: number; buffer: SharedArrayBuffer } | null;
+}
 
 export interface RamRegion {
   base: bigint;
@@ -87,6 +96,8 @@ export interface CpuBackend {
   allocateRam?(size: bigint): Uint8Array;
   /** Map guest RAM (called once per region before vCPUs are created). */
   mapRam(region: RamRegion): void;
+  /** Offered before the vCPUs are created; backends that run vCPUs on other threads use it. */
+  shareDeviceState?(state: SharedDeviceState): void;
   createVcpu(index: number, mpidr: bigint, identity?: VcpuIdentity): Vcpu;
   /** Code or page tables in RAM changed behind the guest's back (loader, patches): drop caches. */
   invalidateCode(base: bigint, size: bigint): void;

@@ -1,6 +1,6 @@
 import type { IrqLine } from '../device.js';
-import { formatSysreg, isImpdef, parseSysreg, sysregFromKey, sysregKey, type SysregEncoding } from './encoding.js';
-import { M1_ARCH_OVERRIDES, M1_IMPDEF, type SysregDef } from './m1-table.js';
+import { formatSysreg, isImpdef, sysregFromKey, sysregKey, type SysregEncoding } from './encoding.js';
+import { M1_SYSREG_ENTRIES, M1SysregShared, m1SysregEntry } from './m1-shared.js';
 
 // The M1 IMPLEMENTATION DEFINED system-register file, independent of the CPU backend: the software
 // backend calls it on the UNDEF path of an MRS/MSR, a KVM backend will call it on IMPDEF exits.
@@ -17,20 +17,14 @@ export interface M1CpuTopology {
   mpidr: readonly bigint[];
 }
 
-interface Entry {
-  def: SysregDef;
-  values: bigint[];
-}
-
 const IPI_SR_PENDING = 1n;
 
 export class M1SysregFile {
-  private readonly table = new Map<number, Entry>();
-  private readonly ipiPending: boolean[];
+  /** Values and IPI-pending bits, shared with vCPU threads that serve the simple accesses. */
+  readonly shared: M1SysregShared;
   /** Unknown IMPDEF registers seen: "s3_x_cN_cM_y" -> access count. */
   readonly unknown = new Map<string, number>();
-  /** Total IMPDEF/overridden accesses served (boot summary). */
-  accesses = 0;
+  private served = 0;
   onUnknown: ((name: string, access: SysregAccess) => void) | null = null;
 
   constructor(
@@ -39,25 +33,28 @@ export class M1SysregFile {
     private readonly ipiLines: readonly IrqLine[],
     private readonly counter: () => bigint,
   ) {
-    const n = topology.mpidr.length;
-    this.ipiPending = new Array<boolean>(n).fill(false);
-    for (const def of [...M1_IMPDEF, ...M1_ARCH_OVERRIDES]) {
-      this.table.set(sysregKey(parseSysreg(def.enc)), { def, values: new Array<bigint>(n).fill(def.reset ?? 0n) });
-    }
+    this.shared = new M1SysregShared(topology.mpidr.length);
+    this.resetValues();
+  }
+
+  /** Total IMPDEF/overridden accesses served, here and by vCPU threads (boot summary). */
+  get accesses(): number {
+    return this.served + this.shared.hotAccesses;
   }
 
   /** Whether this file serves the register: the IMPDEF space and the architectural overrides. */
   handles(e: SysregEncoding): boolean {
-    return isImpdef(e) || this.table.has(sysregKey(e));
+    return isImpdef(e) || m1SysregEntry(sysregKey(e)) !== undefined;
   }
 
   nameOf(e: SysregEncoding | number): string {
     const key = typeof e === 'number' ? e : sysregKey(e);
-    return this.table.get(key)?.def.name ?? formatSysreg(sysregFromKey(key));
+    const entry = m1SysregEntry(key);
+    return entry !== undefined ? M1_SYSREG_ENTRIES[entry]!.name : formatSysreg(sysregFromKey(key));
   }
 
   isIpiPending(cpu: number): boolean {
-    return this.ipiPending[cpu] ?? false;
+    return cpu < this.shared.cpus && this.shared.ipiPending(cpu);
   }
 
   /** Serve one access; returns the value read (0 for writes). */
@@ -67,10 +64,10 @@ export class M1SysregFile {
 
   /** access() by numeric key (sysregKey), the run loop's hot path. */
   accessKey(key: number, write: boolean, value: bigint, cpu: number): bigint {
-    this.accesses++;
-    const entry = this.table.get(key);
+    this.served++;
+    const entry = m1SysregEntry(key);
     const a = { write, value, cpu };
-    if (!entry) {
+    if (entry === undefined) {
       const enc = sysregFromKey(key);
       const name = formatSysreg(enc);
       const seen = this.unknown.get(name) ?? 0;
@@ -78,24 +75,25 @@ export class M1SysregFile {
       if (seen === 0) this.onUnknown?.(name, { ...enc, ...a });
       return 0n;
     }
-    const { def, values } = entry;
+    const def = M1_SYSREG_ENTRIES[entry]!;
+    const sh = this.shared;
     switch (def.kind) {
       case 'store':
-        if (a.write) values[a.cpu] = a.value;
-        return a.write ? 0n : values[a.cpu]!;
+        if (a.write) sh.setValue(entry, a.cpu, a.value);
+        return a.write ? 0n : sh.value(entry, a.cpu);
       case 'zero':
         return 0n;
       case 'counter':
         return a.write ? 0n : this.counter();
       case 'ipi-cr':
-        if (a.write) values[a.cpu] = a.value & 0xffffn;
-        return a.write ? 0n : values[a.cpu]!;
+        if (a.write) sh.setValue(entry, a.cpu, a.value & 0xffffn);
+        return a.write ? 0n : sh.value(entry, a.cpu);
       case 'ipi-sr':
         if (a.write) {
           if (a.value & IPI_SR_PENDING) this.setIpi(a.cpu, false);
           return 0n;
         }
-        return this.ipiPending[a.cpu] ? IPI_SR_PENDING : 0n;
+        return sh.ipiPending(a.cpu) ? IPI_SR_PENDING : 0n;
       case 'ipi-local':
       case 'ipi-global': {
         if (!a.write) return 0n;
@@ -113,14 +111,21 @@ export class M1SysregFile {
   }
 
   private setIpi(cpu: number, pending: boolean): void {
-    this.ipiPending[cpu] = pending;
+    this.shared.setIpiPending(cpu, pending);
     this.ipiLines[cpu]?.set(pending);
   }
 
+  private resetValues(): void {
+    M1_SYSREG_ENTRIES.forEach((def, entry) => {
+      for (let cpu = 0; cpu < this.shared.cpus; cpu++) this.shared.setValue(entry, cpu, def.reset ?? 0n);
+    });
+  }
+
   reset(): void {
-    for (const e of this.table.values()) e.values.fill(e.def.reset ?? 0n);
-    for (let i = 0; i < this.ipiPending.length; i++) this.setIpi(i, false);
+    this.resetValues();
+    for (let i = 0; i < this.shared.cpus; i++) this.setIpi(i, false);
     this.unknown.clear();
-    this.accesses = 0;
+    this.served = 0;
+    this.shared.resetCounters();
   }
 }

@@ -1,6 +1,6 @@
 import koffi from 'koffi';
 import { HostError } from '../../../errors.js';
-import type { CpuBackend, RamRegion, VcpuIdentity } from '../backend.js';
+import type { CpuBackend, RamRegion, SharedDeviceState, VcpuIdentity } from '../backend.js';
 import { KICK_SIGNAL, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE, lastError, libc, mapMemory } from './libc.js';
 import { requireKvm, type KvmCaps } from './probe.js';
 import { CAP, IOCTL, SIZEOF, irqLineNumber } from './uapi.js';
@@ -35,6 +35,8 @@ export class KvmBackend implements CpuBackend {
   runSize = 0;
   preferredTarget = Buffer.alloc(SIZEOF.kvm_vcpu_init);
   workerError: string | null = null;
+  /** What the vCPU threads serve themselves; null (M1PREP_KVM_HOT_EXITS=0) forwards every exit. */
+  hotState: SharedDeviceState | null = null;
   private readonly irqBuf = Buffer.alloc(SIZEOF.kvm_irq_level);
 
   constructor() {
@@ -102,6 +104,10 @@ export class KvmBackend implements CpuBackend {
     b.writeBigUInt64LE(addr, 24);
     if ((libc().ioctlPtr(this.vmFd, IOCTL.KVM_SET_USER_MEMORY_REGION, b) as number) < 0) throw this.error('KVM_SET_USER_MEMORY_REGION');
     this.ram.push({ ...region, addr });
+  }
+
+  shareDeviceState(state: SharedDeviceState): void {
+    this.hotState = process.env.M1PREP_KVM_HOT_EXITS === '0' ? null : state;
   }
 
   createVcpu(index: number, mpidr: bigint, identity?: VcpuIdentity): KvmVcpu {

@@ -1,3 +1,5 @@
+import type { SharedDeviceState } from '../backend.js';
+
 // The control words shared by the main thread and a vCPU worker (one Int32Array over a
 // SharedArrayBuffer per vCPU), and the doorbell all workers ring (one Int32 counter).
 
@@ -7,9 +9,22 @@ export const CTL_ERRNO = 2;
 /** pthread_t of this thread (low and high 32 bits), for the kick signal. */
 export const CTL_TID_LO = 3;
 export const CTL_TID_HI = 4;
-/** 1 once the worker stored its pthread_t. */
+/** 1 once the worker stored its pthread_t, 2 once it has let go of kvm_run on QUIT. */
 export const CTL_READY = 5;
-export const CTL_WORDS = 8;
+/** 1 while the main thread wants the vCPU back (stop, register access): the worker forwards the
+ *  next exit whatever it is, instead of serving it itself. */
+export const CTL_KICK = 6;
+/** The FIQ line: a lock, the machine's sources (FastIPI; main thread), the guest timers (from
+ *  run->s.regs.device_irq_level; worker), and the level last given to KVM_IRQ_LINE. */
+export const CTL_FIQ_LOCK = 7;
+export const CTL_FIQ_EXTERNAL = 8;
+export const CTL_FIQ_TIMER = 9;
+export const CTL_FIQ_LINE = 10;
+/** Exits the worker served itself, by kind (written by the worker only). */
+export const CTL_HOT_MMIO = 11;
+export const CTL_HOT_SYSREG = 12;
+export const CTL_HOT_TIMER = 13;
+export const CTL_WORDS = 16;
 
 export const STATE_IDLE = 0;
 export const STATE_RUN = 1;
@@ -18,6 +33,13 @@ export const STATE_QUIT = 3;
 
 export interface VcpuWorkerData {
   fd: number;
+  vmFd: number;
+  /** KVM_IRQ_LINE's vCPU number (creation order) and the machine's CPU index. */
+  slot: number;
+  cpu: number;
+  runSize: number;
   ctl: SharedArrayBuffer;
   bell: SharedArrayBuffer;
+  /** Device state the worker may serve exits from; null forwards every exit. */
+  hot: SharedDeviceState | null;
 }

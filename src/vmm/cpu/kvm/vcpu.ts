@@ -4,23 +4,25 @@ import type { ExitHandler, Vcpu, VcpuExit, VcpuRegs } from '../backend.js';
 import { walk, type Regime } from '../pagewalk.js';
 import type { KvmBackend } from './backend.js';
 import { EINTR, EAGAIN, KICK_SIGNAL_NUMBER, lastError, libc } from './libc.js';
+import { setFiqPart, syncFiqLine } from './fiq-line.js';
 import { decodeNisv, extendLoad, type NisvPlan } from './nisv.js';
 import {
-  CTL_ERRNO, CTL_RC, CTL_READY, CTL_STATE, CTL_TID_HI, CTL_TID_LO, CTL_WORDS, STATE_EXITED, STATE_IDLE, STATE_QUIT, STATE_RUN,
-  type VcpuWorkerData,
+  CTL_ERRNO, CTL_FIQ_EXTERNAL, CTL_HOT_MMIO, CTL_HOT_SYSREG, CTL_HOT_TIMER, CTL_KICK, CTL_RC, CTL_READY, CTL_STATE, CTL_TID_HI,
+  CTL_TID_LO, CTL_WORDS, STATE_EXITED, STATE_IDLE, STATE_QUIT, STATE_RUN, type VcpuWorkerData,
 } from './protocol.js';
 import {
-  EXIT, IOCTL, KVM_ARM_DEV_EL1_PTIMER, KVM_ARM_DEV_EL1_VTIMER, KVM_ARM_IRQ_CPU_FIQ, KVM_ARM_IRQ_CPU_IRQ,
-  KVM_ARM_VCPU_POWER_OFF, KVM_MP_STATE_RUNNABLE, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, REG_ID, RUN, SIZEOF,
-  irqLineNumber, sysregId,
+  EXIT, IOCTL, KVM_ARM_IRQ_CPU_FIQ, KVM_ARM_IRQ_CPU_IRQ, KVM_ARM_VCPU_POWER_OFF, KVM_MP_STATE_RUNNABLE,
+  KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, REG_ID, RUN, SIZEOF, sysregId,
 } from './uapi.js';
 
-// One vCPU on KVM. Its worker thread (worker.ts) runs KVM_RUN; this object, on the main thread,
-// decodes each exit from the shared kvm_run page and serves it — MMIO and IMPDEF system registers
-// through the run loop's exit handler (the same bus and M1 system-register table as the software
-// backend), NISV loads/stores by emulation — then lets the worker run again. The vCPU's IRQ line is
-// the AIC's; its FIQ line is the OR of the machine's FIQ sources (FastIPI) and the guest timers,
-// whose levels KVM reports in run->s.regs.device_irq_level (KVM_CAP_ARM_USER_IRQ).
+// One vCPU on KVM. Its worker thread (worker.ts) runs KVM_RUN and serves the hot exits itself
+// (the polled UART, simple IMPDEF registers, timer-level changes); this object, on the main
+// thread, decodes each exit the worker hands over from the shared kvm_run page and serves it —
+// MMIO and IMPDEF system registers through the run loop's exit handler (the same bus and M1
+// system-register table as the software backend), NISV loads/stores by emulation — then lets the
+// worker run again. The vCPU's IRQ line is the AIC's; its FIQ line is the OR of the machine's FIQ
+// sources (FastIPI) and the guest timers, whose levels KVM reports in run->s.regs.device_irq_level
+// (KVM_CAP_ARM_USER_IRQ); both threads keep it current (fiq-line.ts).
 
 const PSTATE_EL1H_MASKED = 0x3c5n;
 const SCTLR_EL1 = sysregId(3, 0, 1, 0, 0);
@@ -47,9 +49,6 @@ export class KvmVcpu implements Vcpu {
   private mmioValue = 0n;
   private stopRequested = false;
   private irqLevel = false;
-  private externalFiq = false;
-  private timerFiq = false;
-  private fiqLevel = false;
   running = false;
   /** Exits seen, by kind (boot summary, bench). */
   readonly exits = new Map<string, number>();
@@ -74,7 +73,10 @@ export class KvmVcpu implements Vcpu {
     if ((c.ioctlPtr(fd, IOCTL.KVM_ARM_VCPU_INIT, init) as number) < 0) throw backend.error(`KVM_ARM_VCPU_INIT ${index}`);
     this.setOneReg(MPIDR_EL1, mpidr | (1n << 31n));
     if (midr !== null && backend.caps.writableImpIdRegs) this.setOneReg(MIDR_EL1, midr);
-    const data: VcpuWorkerData = { fd, ctl: this.ctl.buffer as SharedArrayBuffer, bell: backend.bell.buffer as SharedArrayBuffer };
+    const data: VcpuWorkerData = {
+      fd, vmFd: backend.vmFd, slot: this.slot, cpu: index, runSize: backend.runSize,
+      ctl: this.ctl.buffer as SharedArrayBuffer, bell: backend.bell.buffer as SharedArrayBuffer, hot: backend.hotState,
+    };
     this.worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
     this.worker.unref();
     this.worker.on('error', (e) => { this.backend.workerError = `vcpu ${index} worker: ${e.message}`; });
@@ -167,15 +169,7 @@ export class KvmVcpu implements Vcpu {
   }
 
   setFiq(level: boolean): void {
-    this.externalFiq = level;
-    this.updateFiq();
-  }
-
-  private updateFiq(): void {
-    const level = this.externalFiq || this.timerFiq;
-    if (level === this.fiqLevel) return;
-    this.fiqLevel = level;
-    this.backend.irqLine(this.slot, KVM_ARM_IRQ_CPU_FIQ, level);
+    if (setFiqPart(this.ctl, CTL_FIQ_EXTERNAL, level)) syncFiqLine(this.ctl, (l) => this.backend.irqLine(this.slot, KVM_ARM_IRQ_CPU_FIQ, l));
   }
 
   // ---- running -----------------------------------------------------------------------------------
@@ -234,13 +228,9 @@ export class KvmVcpu implements Vcpu {
   private serveExit(): VcpuExit | null {
     const rc = this.ctl[CTL_RC]!;
     const errno = this.ctl[CTL_ERRNO]!;
+    // The worker already gave the timer level to the FIQ line.
+    Atomics.store(this.ctl, CTL_KICK, 0);
     this.run8[RUN.immediate_exit] = 0;
-    const levels = Number(this.runView.getBigUint64(RUN.device_irq_level, true));
-    const timer = (levels & (KVM_ARM_DEV_EL1_VTIMER | KVM_ARM_DEV_EL1_PTIMER)) !== 0;
-    if (timer !== this.timerFiq) {
-      this.timerFiq = timer;
-      this.updateFiq();
-    }
     if (rc < 0) {
       if (errno === EINTR || errno === EAGAIN) {
         this.count('intr');
@@ -373,9 +363,10 @@ export class KvmVcpu implements Vcpu {
 
   /** Make KVM_RUN return now: immediate_exit for a vCPU about to enter, a signal for one inside. */
   kick(): void {
+    Atomics.store(this.ctl, CTL_KICK, 1);
     this.run8[RUN.immediate_exit] = 1;
     if (Atomics.load(this.ctl, CTL_READY) === 0) Atomics.wait(this.ctl, CTL_READY, 0, 2000);
-    if (Atomics.load(this.ctl, CTL_READY) === 0) return;
+    if (Atomics.load(this.ctl, CTL_READY) !== 1) return; // not started, or gone
     const tid = (BigInt(this.ctl[CTL_TID_HI]! >>> 0) << 32n) | BigInt(this.ctl[CTL_TID_LO]! >>> 0);
     libc().pthreadKill(tid, KICK_SIGNAL_NUMBER);
   }
@@ -399,6 +390,16 @@ export class KvmVcpu implements Vcpu {
     return 0n;
   }
 
+  ownExits(): Record<string, number> {
+    const out: Record<string, number> = {};
+    const add = (k: string, n: number) => { if (n) out[k] = n; };
+    add('mmio-hot', Atomics.load(this.ctl, CTL_HOT_MMIO));
+    add('sysreg-hot', Atomics.load(this.ctl, CTL_HOT_SYSREG));
+    add('timer-hot', Atomics.load(this.ctl, CTL_HOT_TIMER));
+    add('intr', this.exits.get('intr') ?? 0);
+    return out;
+  }
+
   close(): void {
     if (this.closed) return;
     try {
@@ -407,6 +408,8 @@ export class KvmVcpu implements Vcpu {
       this.closed = true;
       Atomics.store(this.ctl, CTL_STATE, STATE_QUIT);
       Atomics.notify(this.ctl, CTL_STATE);
+      // Let the worker drop its mapping of kvm_run (it holds the vCPU file open) before it goes.
+      if (Atomics.load(this.ctl, CTL_READY) === 1) Atomics.wait(this.ctl, CTL_READY, 1, 1000);
       void this.worker.terminate();
       libc().close(this.fd);
       this.backend.unmapRunPage(this.runPtr);

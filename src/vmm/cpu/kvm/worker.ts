@@ -1,21 +1,41 @@
 import { workerData } from 'node:worker_threads';
 import koffi from 'koffi';
-import { libc } from './libc.js';
-import { IOCTL } from './uapi.js';
-import { CTL_ERRNO, CTL_RC, CTL_STATE, CTL_TID_HI, CTL_TID_LO, STATE_EXITED, STATE_QUIT, STATE_RUN, CTL_READY } from './protocol.js';
+import { syncFiqLine, setFiqPart } from './fiq-line.js';
+import { HotExits } from './hot-exits.js';
+import { EINTR, MAP_SHARED, PROT_READ, PROT_WRITE, libc, mapMemory } from './libc.js';
+import {
+  CTL_ERRNO, CTL_FIQ_TIMER, CTL_HOT_MMIO, CTL_HOT_SYSREG, CTL_HOT_TIMER, CTL_KICK, CTL_RC, CTL_READY, CTL_STATE, CTL_TID_HI,
+  CTL_TID_LO, STATE_EXITED, STATE_QUIT, STATE_RUN,
+} from './protocol.js';
 import type { VcpuWorkerData } from './protocol.js';
+import { IOCTL, KVM_ARM_DEV_EL1_PTIMER, KVM_ARM_DEV_EL1_VTIMER, KVM_ARM_IRQ_CPU_FIQ, RUN, SIZEOF, irqLineNumber } from './uapi.js';
 
-// The vCPU thread: it only pumps KVM_RUN, synchronously (a koffi async call would run the ioctl on
-// another OS thread for every call). Everything else — exits,
-// devices, registers — is done by the main thread while this one waits. Protocol over the shared
-// control words (see vcpu.ts): the main thread stores RUN and notifies; this thread runs, stores
-// the result and EXITED, notifies, and rings the doorbell that the main thread's run loop waits on.
+// The vCPU thread. It calls KVM_RUN synchronously (a koffi async call would run the ioctl on
+// another OS thread for every call) and serves the exits that need no main thread itself:
+//   - the guest timers' level (run->s.regs.device_irq_level) goes straight to the FIQ line, and
+//     the EINTR KVM returns to report a change of it is answered by running on;
+//   - MMIO and IMPDEF system-register exits the devices' shared state can answer (hot-exits.ts).
+// Every other exit, and any exit while the main thread has kicked the vCPU, is handed over:
+// the main thread stores RUN and notifies; this thread runs, stores the result and EXITED,
+// notifies, and rings the doorbell that the main thread's run loop waits on.
 
 function main(): void {
-  const { fd, ctl: ctlBuf, bell: bellBuf } = workerData as VcpuWorkerData;
-  const ctl = new Int32Array(ctlBuf);
-  const bell = new Int32Array(bellBuf);
+  const data = workerData as VcpuWorkerData;
+  const ctl = new Int32Array(data.ctl);
+  const bell = new Int32Array(data.bell);
   const c = libc();
+  // This thread's own view of the vCPU's kvm_run page (a second mapping of the same page).
+  const runPtr = mapMemory(data.runSize, PROT_READ | PROT_WRITE, MAP_SHARED, data.fd);
+  if (!runPtr) throw new Error(`vcpu ${data.cpu}: mmap of the kvm_run page failed (errno ${koffi.errno()})`);
+  const run = new DataView(koffi.view(runPtr, data.runSize));
+  const hot = data.hot ? new HotExits(data.hot, data.cpu) : null;
+  const irqBuf = Buffer.alloc(SIZEOF.kvm_irq_level);
+  irqBuf.writeUInt32LE(irqLineNumber(data.slot, KVM_ARM_IRQ_CPU_FIQ), 0);
+  const setFiq = (level: boolean): void => {
+    irqBuf.writeUInt32LE(level ? 1 : 0, 4);
+    if ((c.ioctlPtr(data.vmFd, IOCTL.KVM_IRQ_LINE, irqBuf) as number) < 0) throw new Error(`vcpu ${data.cpu}: KVM_IRQ_LINE (FIQ) failed (errno ${koffi.errno()})`);
+  };
+
   const tid = BigInt(c.pthreadSelf() as number | bigint);
   ctl[CTL_TID_LO] = Number(tid & 0xffffffffn) | 0;
   ctl[CTL_TID_HI] = Number(tid >> 32n) | 0;
@@ -27,16 +47,38 @@ function main(): void {
       Atomics.wait(ctl, CTL_STATE, s);
       s = Atomics.load(ctl, CTL_STATE);
     }
-    if (s === STATE_QUIT) return;
-    const rc = c.ioctlInt(fd, IOCTL.KVM_RUN, 0) as number;
+    if (s === STATE_QUIT) break;
+    let rc: number;
+    let errno: number;
+    for (;;) {
+      rc = c.ioctlInt(data.fd, IOCTL.KVM_RUN, 0) as number;
+      errno = rc < 0 ? koffi.errno() : 0;
+      const levels = Number(run.getBigUint64(RUN.device_irq_level, true));
+      const timer = (levels & (KVM_ARM_DEV_EL1_VTIMER | KVM_ARM_DEV_EL1_PTIMER)) !== 0;
+      if (setFiqPart(ctl, CTL_FIQ_TIMER, timer)) syncFiqLine(ctl, setFiq);
+      if (!hot || Atomics.load(ctl, CTL_KICK) !== 0) break;
+      if (rc < 0) {
+        // Not kicked, so this EINTR reported the timer level just handled (or a stray signal).
+        if (errno !== EINTR) break;
+        ctl[CTL_HOT_TIMER]!++;
+        continue;
+      }
+      const served = hot.serve(run);
+      if (served === 'mmio') ctl[CTL_HOT_MMIO]!++;
+      else if (served === 'sysreg') ctl[CTL_HOT_SYSREG]!++;
+      else break;
+    }
     ctl[CTL_RC] = rc;
-    ctl[CTL_ERRNO] = rc < 0 ? koffi.errno() : 0;
+    ctl[CTL_ERRNO] = errno;
     // A QUIT stored while KVM_RUN ran wins over EXITED.
     Atomics.compareExchange(ctl, CTL_STATE, STATE_RUN, STATE_EXITED);
     Atomics.notify(ctl, CTL_STATE);
     Atomics.add(bell, 0, 1);
     Atomics.notify(bell, 0);
   }
+  c.munmap(runPtr, data.runSize);
+  Atomics.store(ctl, CTL_READY, 2);
+  Atomics.notify(ctl, CTL_READY);
 }
 
 main();
