@@ -40,6 +40,10 @@ case " $(cat /proc/cmdline) " in
     ;;
   *)
     run kvm-test boot --backend kvm $test_guest
+    # --gdb on KVM: breakpoint, memory, single step through KVM_SET_GUEST_DEBUG (gdb-probe.mjs).
+    echo "KVMH-BEGIN gdb-kvm"; t0=$(ms)
+    node /m1prep/gdb-probe.mjs /guests/kvm-test/guest.bin /guests/kvm-test/guest.dtb /tmp/gdb.sock 2>&1
+    echo "KVMH-END gdb-kvm rc=$? ms=$(( $(ms) - t0 ))"
     # What users type: m1prep boot out/ --backend kvm, on the sample that m1prep patch prepared.
     run sample-1-kvm boot /guests/sample-12.3 --backend kvm --cpus 1 --verify --timeout 600 --serial stdio
     run sample-2-kvm boot /guests/sample-12.3 --backend kvm --cpus 2 --verify --timeout 600 --serial stdio

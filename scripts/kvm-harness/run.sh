@@ -139,6 +139,7 @@ tar -xzf "$koffi_tgz" -C "$m/node_modules/@koromix/koffi-linux-arm64" --strip-co
 ls "$m/node_modules/@koromix/koffi-linux-arm64"/linux_arm64/koffi.node >/dev/null || die "koffi's arm64 package has no linux_arm64/koffi.node"
 
 cp "$here/l1-init.sh" "$stage/init"
+cp "$here/gdb-probe.mjs" "$m/gdb-probe.mjs"
 chmod 755 "$stage/init"
 
 # 4. The initramfs: the staging tree (cpio newc, uncompressed: nothing to inflate under TCG) plus

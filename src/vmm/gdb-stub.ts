@@ -1,3 +1,4 @@
+import { lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { UsageError } from '../errors.js';
 import type { Vcpu } from './cpu/backend.js';
@@ -136,7 +137,14 @@ export class GdbSession {
         const addr = BigInt('0x' + a);
         if (cmd === 'Z') this.breakpoints.add(addr);
         else this.breakpoints.delete(addr);
-        this.syncBreakpoints();
+        try {
+          this.syncBreakpoints();
+        } catch {
+          // More than the backend offers (KVM's hardware breakpoints): refuse this one.
+          this.breakpoints.delete(addr);
+          this.syncBreakpoints();
+          return 'E0E';
+        }
         return 'OK';
       }
       case 's': {
@@ -163,7 +171,31 @@ export class GdbSession {
   }
 }
 
-export async function startGdbStub(m: Machine, loop: RunLoop, port: number, log: (l: string) => void): Promise<{ close: () => void; port: number }> {
+/** `--gdb` takes a TCP port on 127.0.0.1 or the path of a Unix socket (gdb: `target remote PATH`). */
+export function parseGdbTarget(spec: string | number): number | string {
+  const t = String(spec).trim();
+  if (/^\d+$/.test(t)) {
+    const port = Number(t);
+    if (port > 65535) throw new UsageError(`--gdb ${t}: a TCP port is 0-65535`);
+    return port;
+  }
+  if (!t) throw new UsageError('--gdb needs a TCP port or the path of a Unix socket');
+  return t;
+}
+
+/** A stale socket left by an earlier run may go; anything else at the path stays. */
+function clearSocketPath(path: string): void {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new UsageError(`--gdb ${path}: a file that is not a socket is in the way`);
+  unlinkSync(path);
+}
+
+export async function startGdbStub(m: Machine, loop: RunLoop, target: number | string, log: (l: string) => void): Promise<{ close: () => void; port: number | string }> {
   const session = new GdbSession(m, loop);
   loop.pause();
   let client: net.Socket | null = null;
@@ -199,10 +231,16 @@ export async function startGdbStub(m: Machine, loop: RunLoop, port: number, log:
     sock.on('close', () => { if (client === sock) { client = null; loop.resume(); } });
     sock.on('error', () => {});
   });
+  if (typeof target === 'string') clearSocketPath(target);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) => reject(new UsageError(`--gdb ${port}: ${e.message}`)));
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.once('error', (e) => reject(new UsageError(`--gdb ${target}: ${e.message}`)));
+    if (typeof target === 'string') server.listen(target, () => resolve());
+    else server.listen(target, '127.0.0.1', () => resolve());
   });
+  if (typeof target === 'string') {
+    log(`gdb: waiting for a debugger on ${target} (gdb-multiarch -ex "target remote ${target}")`);
+    return { close: () => { client?.destroy(); server.close(); }, port: target };
+  }
   const actual = (server.address() as net.AddressInfo).port;
   log(`gdb: waiting for a debugger on 127.0.0.1:${actual} (gdb-multiarch -ex "target remote :${actual}")`);
   return { close: () => { client?.destroy(); server.close(); }, port: actual };

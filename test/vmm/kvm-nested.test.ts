@@ -53,6 +53,12 @@ describe.skipIf(!ready)(`nested KVM harness (runs in CI or with M1PREP_KVM_HARNE
     expect(r.rc).toBe(0);
   });
 
+  it('--gdb on KVM: stops at the first instruction, hits a hardware breakpoint, reads memory, single-steps, lets go', () => {
+    const r = run('gdb-kvm');
+    expect(r.output).toMatch(/KVMGDB-OK start=0x\w+ breakpoint=0x\w+ step=0x\w+/);
+    expect(r.rc).toBe(0);
+  });
+
   it.each([1, 2])('the Linux proof guest reaches its init marker on KVM with %i vCPU(s)', (cpus) => {
     const r = run(`linux-${cpus}-kvm`);
     expect(r.output).toContain(`M1PREP-INIT-OK cpus=${cpus}`);

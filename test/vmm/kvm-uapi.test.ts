@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tool, which } from '../../src/host/tools.js';
 import { repoRoot } from '../helpers/cli.js';
-import { CAP, EXIT, IOCTL, KVM_ARM_DEV_EL1_PTIMER, KVM_ARM_DEV_EL1_VTIMER, KVM_ARM_IMPDEF_SYSREG_INJECT_UNDEF, KVM_ARM_IRQ_CPU_FIQ, KVM_ARM_IRQ_CPU_IRQ, KVM_ARM_IRQ_TYPE_CPU, KVM_ARM_IRQ_TYPE_SHIFT, KVM_ARM_IRQ_VCPU_SHIFT, KVM_ARM_VCPU_POWER_OFF, KVM_ARM_VCPU_PSCI_0_2, KVM_MP_STATE_RUNNABLE, KVM_REGS, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, REG_ID, RUN, SIZEOF, sysregId } from '../../src/vmm/cpu/kvm/uapi.js';
+import { CAP, EXIT, GUEST_DEBUG, IOCTL, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW, KVM_ARM_DEV_EL1_PTIMER, KVM_ARM_DEV_EL1_VTIMER, KVM_ARM_IMPDEF_SYSREG_INJECT_UNDEF, KVM_ARM_IRQ_CPU_FIQ, KVM_ARM_IRQ_CPU_IRQ, KVM_ARM_IRQ_TYPE_CPU, KVM_ARM_IRQ_TYPE_SHIFT, KVM_ARM_IRQ_VCPU_SHIFT, KVM_ARM_VCPU_POWER_OFF, KVM_ARM_VCPU_PSCI_0_2, KVM_MP_STATE_RUNNABLE, KVM_REGS, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, REG_ID, RUN, SIZEOF, sysregId } from '../../src/vmm/cpu/kvm/uapi.js';
 
 // The backend's KVM ABI (src/vmm/cpu/kvm/uapi.ts) against the uapi headers themselves: Debian's
 // arm64 kernel headers (linux-libc-dev-arm64-cross, Linux 6.1) with the uapi hunk of
@@ -31,6 +31,11 @@ const values: Record<string, string> = {
   KVM_IRQ_LINE: 'KVM_IRQ_LINE', KVM_RUN: 'KVM_RUN', KVM_GET_MP_STATE: 'KVM_GET_MP_STATE', KVM_SET_MP_STATE: 'KVM_SET_MP_STATE',
   KVM_ENABLE_CAP: 'KVM_ENABLE_CAP', KVM_GET_ONE_REG: 'KVM_GET_ONE_REG', KVM_SET_ONE_REG: 'KVM_SET_ONE_REG',
   KVM_ARM_VCPU_INIT: 'KVM_ARM_VCPU_INIT', KVM_ARM_PREFERRED_TARGET: 'KVM_ARM_PREFERRED_TARGET', KVM_API_VERSION: 'KVM_API_VERSION',
+  KVM_SET_GUEST_DEBUG: 'KVM_SET_GUEST_DEBUG', sizeof_kvm_guest_debug: 'sizeof(struct kvm_guest_debug)',
+  gd_control: 'offsetof(struct kvm_guest_debug, control)', gd_dbg_bcr: 'offsetof(struct kvm_guest_debug, arch.dbg_bcr)',
+  gd_dbg_bvr: 'offsetof(struct kvm_guest_debug, arch.dbg_bvr)', run_debug_hsr: 'offsetof(struct kvm_run, debug.arch.hsr)',
+  KVM_GUESTDBG_ENABLE: 'KVM_GUESTDBG_ENABLE', KVM_GUESTDBG_SINGLESTEP: 'KVM_GUESTDBG_SINGLESTEP', KVM_GUESTDBG_USE_HW: 'KVM_GUESTDBG_USE_HW',
+  KVM_CAP_SET_GUEST_DEBUG: 'KVM_CAP_SET_GUEST_DEBUG', KVM_CAP_GUEST_DEBUG_HW_BPS: 'KVM_CAP_GUEST_DEBUG_HW_BPS',
   sizeof_kvm_userspace_memory_region: 'sizeof(struct kvm_userspace_memory_region)', sizeof_kvm_irq_level: 'sizeof(struct kvm_irq_level)',
   sizeof_kvm_mp_state: 'sizeof(struct kvm_mp_state)', sizeof_kvm_enable_cap: 'sizeof(struct kvm_enable_cap)',
   sizeof_kvm_one_reg: 'sizeof(struct kvm_one_reg)', sizeof_kvm_vcpu_init: 'sizeof(struct kvm_vcpu_init)',
@@ -119,6 +124,12 @@ describe.skipIf(!ready)('KVM uapi as the aarch64 compiler sees it (skipped witho
 
   it('kvm_run offsets, including the patch\'s arm_impdef_sysreg exit', () => {
     for (const [k, v] of Object.entries(RUN)) expect([k, v]).toEqual([k, n(`run_${k}`)]);
+  });
+
+  it('guest debug: struct kvm_guest_debug and its control bits', () => {
+    for (const [k, v] of Object.entries(GUEST_DEBUG)) expect([k, v]).toEqual([k, n(`gd_${k}`)]);
+    expect([KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW])
+      .toEqual([n('KVM_GUESTDBG_ENABLE'), n('KVM_GUESTDBG_SINGLESTEP'), n('KVM_GUESTDBG_USE_HW')]);
   });
 
   it('kvm_regs offsets and ONE_REG ids', () => {

@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { defineCommand } from '../command.js';
 import { table } from '../ui.js';
-import { UsageError, inFile } from '../../errors.js';
+import { HostError, UsageError, inFile } from '../../errors.js';
 import { readManifest } from '../../manifest.js';
 import { defaultLayoutPath, loadLayout, selectCpus, withRamSize, type VmLayout } from '../../dtb/layout.js';
 import { parseFdt, serializeFdt } from '../../dtb/fdt.js';
@@ -12,9 +12,10 @@ import { bootGuest, type BootSummary } from '../../vmm/session.js';
 import type { BootInputs } from '../../vmm/boot/protocol.js';
 import { openSerial, type SerialPort } from '../../vmm/serial.js';
 import { parseTraceKinds } from '../../vmm/trace.js';
-import { startGdbStub } from '../../vmm/gdb-stub.js';
+import { parseGdbTarget, startGdbStub } from '../../vmm/gdb-stub.js';
 import { parseImageHeader } from '../../vmm/boot/linux.js';
 import { assertBackend } from '../../vmm/cpu/registry.js';
+import { probeKvm } from '../../vmm/cpu/kvm/probe.js';
 import { openNetLink, parseNetSpec } from '../../vmm/net/link.js';
 import type { NicSpec } from '../../vmm/devices/pcie-wiring.js';
 
@@ -40,7 +41,7 @@ interface BootArgs {
   serial: string;
   trace?: string;
   traceFile?: string;
-  gdb?: number;
+  gdb?: string;
   layout?: string;
   hang?: number;
 }
@@ -92,7 +93,7 @@ export const bootCommand = defineCommand<BootArgs>({
       .option('serial', { type: 'string', default: 'stdio', describe: 'console: stdio, stderr, null, file:PATH or tcp:PORT (127.0.0.1; waits for a client first); with --json, stdio means stderr' })
       .option('trace', { type: 'string', describe: 'comma list of mmio,sysreg,irq,exc' })
       .option('trace-file', { type: 'string', describe: 'write the trace here instead of stderr' })
-      .option('gdb', { type: 'number', describe: 'start a GDB remote stub on 127.0.0.1:PORT and wait for a debugger' })
+      .option('gdb', { type: 'string', describe: 'start a GDB remote stub on 127.0.0.1:PORT, or on a Unix socket PATH, and wait for a debugger' })
       .option('layout', { type: 'string', describe: 'machine layout (default: the manifest\'s, or layouts/t8103-virt.yaml)' })
       .option('hang', { type: 'number', describe: 'seconds of no console output with every PC stuck that count as a hang (default: 30 with --verify, else off; 0: off)' })
       .example('$0 boot out/ --verify', 'boot what m1prep patch prepared and check its markers')
@@ -101,13 +102,18 @@ export const bootCommand = defineCommand<BootArgs>({
       .example('$0 boot --kernel Image --net socket,connect=127.0.0.1:5555,dump=net.pcap', 'one Ethernet segment with a qemu VM started with -netdev socket,id=n,listen=127.0.0.1:5555')
       .example('$0 boot out/ --trace mmio,sysreg --trace-file trace.txt', 'record device and system-register accesses')
       .example('$0 boot out/ --gdb 1234', 'then: gdb-multiarch -ex "target remote :1234"')
+      .example('$0 boot out/ --gdb /tmp/m1prep-gdb.sock', 'then: gdb-multiarch -ex "target remote /tmp/m1prep-gdb.sock"')
       .epilog('Exit codes: 0 booted (with --verify: every marker seen), 1 verification failed or bad input, 2 usage, 4 host lacks something (e.g. Unicorn).') as never,
   run: async (args, ui) => {
     if (!args.outDir && !args.kernel) throw new UsageError('give OUT_DIR (with manifest.json) or --kernel IMAGE');
     if (args.outDir && args.kernel) throw new UsageError('give either OUT_DIR or --kernel, not both');
-    // The KVM vCPU has no guest-debug support (breakpoints, single step) behind the stub yet: refuse
+    // On KVM the stub's breakpoints and single step are KVM_SET_GUEST_DEBUG's: refuse up front
     // rather than let gdb set breakpoints that never fire.
-    if (args.gdb !== undefined && args.backend === 'kvm') throw new UsageError('--gdb works with --backend software only (the KVM backend has no breakpoints or single step yet)');
+    const gdbTarget = args.gdb !== undefined ? parseGdbTarget(args.gdb) : null;
+    if (args.gdb !== undefined && args.backend === 'kvm') {
+      const caps = probeKvm().caps;
+      if (caps && !caps.guestDebug) throw new HostError('--gdb with --backend kvm needs KVM_CAP_SET_GUEST_DEBUG, which this kernel lacks; use --backend software');
+    }
     assertBackend(args.backend);
     // Every --net is checked first: a usage error there opens and reads nothing.
     const netSpecs = (args.net ?? []).map((t) => parseNetSpec(t));
@@ -203,7 +209,7 @@ export const bootCommand = defineCommand<BootArgs>({
         log: (l) => ui.verbose(l),
         onMachine: args.gdb !== undefined
           ? async (m, loop) => {
-              const stub = await startGdbStub(m, loop, args.gdb!, (l) => ui.info(l));
+              const stub = await startGdbStub(m, loop, gdbTarget!, (l) => ui.info(l));
               gdbClose = stub.close;
             }
           : undefined,

@@ -18,7 +18,7 @@ registerCheck((): CheckResult[] => {
   const caps: CheckResult = {
     name: 'kvm capabilities',
     status: c.userIrq && c.immediateExit && c.oneReg && c.mpState ? 'ok' : 'missing',
-    detail: `USER_IRQ ${yes(c.userIrq)}, NISV_TO_USER ${yes(c.nisvToUser)}, WRITABLE_IMP_ID_REGS ${yes(c.writableImpIdRegs)}, IPA size ${c.ipaSize || 40} bits, IMMEDIATE_EXIT ${yes(c.immediateExit)}`,
+    detail: `USER_IRQ ${yes(c.userIrq)}, NISV_TO_USER ${yes(c.nisvToUser)}, WRITABLE_IMP_ID_REGS ${yes(c.writableImpIdRegs)}, IPA size ${c.ipaSize || 40} bits, IMMEDIATE_EXIT ${yes(c.immediateExit)}, guest debug ${c.guestDebug ? `yes (${c.hwBreakpoints} hardware breakpoints)` : 'no'}`,
     needFor: need,
   };
   const patch: CheckResult = c.impdefSysregExits

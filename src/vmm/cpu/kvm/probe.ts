@@ -18,6 +18,9 @@ export interface KvmCaps {
   writableImpIdRegs: boolean;
   /** host-patch/kvm-impdef-sysreg-exits is in this kernel (and not switched off). */
   impdefSysregExits: boolean;
+  /** KVM_SET_GUEST_DEBUG (single step) and how many hardware breakpoints it offers (--gdb). */
+  guestDebug: boolean;
+  hwBreakpoints: number;
 }
 
 export interface KvmProbe {
@@ -83,6 +86,8 @@ export function probeKvm(): KvmProbe {
       ipaSize: check(fd, CAP.KVM_CAP_ARM_VM_IPA_SIZE),
       writableImpIdRegs: check(fd, CAP.KVM_CAP_ARM_WRITABLE_IMP_ID_REGS) > 0,
       impdefSysregExits: check(fd, CAP.KVM_CAP_ARM_IMPDEF_SYSREG_EXITS) > 0,
+      guestDebug: check(fd, CAP.KVM_CAP_SET_GUEST_DEBUG) > 0,
+      hwBreakpoints: Math.max(0, check(fd, CAP.KVM_CAP_GUEST_DEBUG_HW_BPS)),
     };
     const missing = (['userIrq', 'immediateExit', 'oneReg', 'mpState'] as const).filter((k) => !caps[k]);
     const problem = missing.length

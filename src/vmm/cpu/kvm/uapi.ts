@@ -18,7 +18,16 @@ export const SIZEOF = {
   kvm_enable_cap: 104,
   kvm_one_reg: 16,
   kvm_vcpu_init: 32,
+  /** struct kvm_guest_debug: control, pad, then arch: dbg_bcr[16], dbg_bvr[16], dbg_wcr[16], dbg_wvr[16]. */
+  kvm_guest_debug: 520,
 } as const;
+
+/** offsetof(struct kvm_guest_debug, ...) (asm/kvm.h: struct kvm_guest_debug_arch). */
+export const GUEST_DEBUG = { control: 0, dbg_bcr: 8, dbg_bvr: 136 } as const;
+/** kvm_guest_debug.control bits (kvm.h, asm/kvm.h). */
+export const KVM_GUESTDBG_ENABLE = 0x1;
+export const KVM_GUESTDBG_SINGLESTEP = 0x2;
+export const KVM_GUESTDBG_USE_HW = 1 << 17;
 
 export const IOCTL = {
   KVM_GET_API_VERSION: ioc(IOC_NONE, 0x00, 0),
@@ -36,6 +45,7 @@ export const IOCTL = {
   KVM_SET_ONE_REG: ioc(IOC_WRITE, 0xac, SIZEOF.kvm_one_reg),
   KVM_ARM_VCPU_INIT: ioc(IOC_WRITE, 0xae, SIZEOF.kvm_vcpu_init),
   KVM_ARM_PREFERRED_TARGET: ioc(IOC_READ, 0xaf, SIZEOF.kvm_vcpu_init),
+  KVM_SET_GUEST_DEBUG: ioc(IOC_WRITE, 0x9b, SIZEOF.kvm_guest_debug),
 } as const;
 
 export const KVM_API_VERSION = 12;
@@ -44,7 +54,9 @@ export const KVM_API_VERSION = 12;
 export const CAP = {
   KVM_CAP_USER_MEMORY: 3,
   KVM_CAP_MP_STATE: 14,
+  KVM_CAP_SET_GUEST_DEBUG: 23,
   KVM_CAP_ONE_REG: 70,
+  KVM_CAP_GUEST_DEBUG_HW_BPS: 119,
   KVM_CAP_IMMEDIATE_EXIT: 136,
   KVM_CAP_ARM_USER_IRQ: 144,
   KVM_CAP_ARM_VM_IPA_SIZE: 165,
@@ -83,6 +95,8 @@ export const RUN = {
   system_event_type: 32,
   fail_entry_hardware_entry_failure_reason: 32,
   internal_suberror: 32,
+  /** struct kvm_debug_exit_arch: the ESR of the debug exception. */
+  debug_hsr: 32,
   /** host-patch/kvm-impdef-sysreg-exits: struct arm_impdef_sysreg in the exit union. */
   impdef_op0: 32,
   impdef_op1: 33,

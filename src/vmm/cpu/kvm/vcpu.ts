@@ -1,7 +1,8 @@
 import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
 import type { ExitHandler, Vcpu, VcpuExit, VcpuRegs } from '../backend.js';
-import { walk, type Regime } from '../pagewalk.js';
+import { walk, type AccessKind, type Regime, type WalkResult } from '../pagewalk.js';
+import { HostError, UsageError } from '../../../errors.js';
 import type { KvmBackend } from './backend.js';
 import { EINTR, EAGAIN, KICK_SIGNAL_NUMBER, lastError, libc } from './libc.js';
 import { setFiqPart, syncFiqLine } from './fiq-line.js';
@@ -11,7 +12,7 @@ import {
   CTL_TID_LO, CTL_WORDS, STATE_EXITED, STATE_IDLE, STATE_QUIT, STATE_RUN, type VcpuWorkerData,
 } from './protocol.js';
 import {
-  EXIT, IOCTL, KVM_ARM_IRQ_CPU_FIQ, KVM_ARM_IRQ_CPU_IRQ, KVM_ARM_VCPU_POWER_OFF, KVM_MP_STATE_RUNNABLE,
+  EXIT, GUEST_DEBUG, IOCTL, KVM_ARM_IRQ_CPU_FIQ, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW, KVM_ARM_IRQ_CPU_IRQ, KVM_ARM_VCPU_POWER_OFF, KVM_MP_STATE_RUNNABLE,
   KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, REG_ID, RUN, SIZEOF, sysregId,
 } from './uapi.js';
 
@@ -33,6 +34,11 @@ const MPIDR_EL1 = sysregId(3, 0, 0, 0, 5);
 const MIDR_EL1 = sysregId(3, 0, 0, 0, 0);
 /** How long one run() waits for this vCPU (or any other) to exit before yielding to the run loop. */
 const SLICE_MS = 5;
+/** DBGBCR<n>_EL1 for an address-match breakpoint on execution at EL1 and EL0 (Arm ARM D19.3.2):
+ *  E (bit 0), PMC = 0b11 (bits 2:1), BAS = 0b1111 (bits 8:5), unlinked, no EL2/secure match. */
+const DBGBCR_EXEC_EL1_EL0 = 0x1e7n;
+/** A single step that has not completed by then (a WFI with nothing pending) stops where it is. */
+const STEP_TIMEOUT_MS = 2000;
 
 export class KvmVcpu implements Vcpu {
   readonly fd: number;
@@ -50,6 +56,11 @@ export class KvmVcpu implements Vcpu {
   private stopRequested = false;
   private irqLevel = false;
   running = false;
+  /** Hardware breakpoints (virtual addresses, gdb stub) and what KVM_SET_GUEST_DEBUG last got. */
+  private breakpoints: bigint[] = [];
+  private debugApplied = 'off';
+  /** The last exit was a breakpoint or step: resuming at a breakpoint must execute it first. */
+  private stoppedAtDebug = false;
   /** Exits seen, by kind (boot summary, bench). */
   readonly exits = new Map<string, number>();
   closed = false;
@@ -199,6 +210,16 @@ export class KvmVcpu implements Vcpu {
           this.stopRequested = false;
           return { kind: 'stopped' };
         }
+        if (this.stoppedAtDebug) {
+          this.stoppedAtDebug = false;
+          // A hardware breakpoint fires before its instruction runs: step over it, then run.
+          if (this.breakpoints.includes(this.getOneReg(REG_ID.pc))) {
+            const e = this.step();
+            if (e.kind !== 'debug') return e;
+            this.stoppedAtDebug = false;
+          }
+        }
+        this.applyDebug(false);
         this.resume();
         continue;
       }
@@ -253,6 +274,7 @@ export class KvmVcpu implements Vcpu {
         this.count('intr');
         return null;
       case EXIT.KVM_EXIT_DEBUG:
+        this.stoppedAtDebug = true;
         return { kind: 'debug' };
       case EXIT.KVM_EXIT_SYSTEM_EVENT: {
         const type = this.runView.getUint32(RUN.system_event_type, true);
@@ -357,6 +379,71 @@ export class KvmVcpu implements Vcpu {
       }
     }
     if (plan.writeback !== null) this.setX(plan.rn, BigInt.asUintN(64, base + plan.writeback), true);
+  }
+
+  // ---- guest debug (the gdb stub) ----------------------------------------------------------------
+
+  get maxBreakpoints(): number {
+    return this.backend.caps.guestDebug ? this.backend.caps.hwBreakpoints : 0;
+  }
+
+  setBreakpoints(addrs: readonly bigint[]): void {
+    if (addrs.length > this.maxBreakpoints) {
+      throw new UsageError(`KVM offers ${this.maxBreakpoints} hardware breakpoints on this host; ${addrs.length} were asked for`);
+    }
+    this.breakpoints = [...addrs];
+  }
+
+  /** Give KVM the breakpoints (and single step) the next KVM_RUN needs; the worker must be out. */
+  private applyDebug(step: boolean): void {
+    const bps = step ? [] : this.breakpoints;
+    const key = step || bps.length ? `${step ? 'step' : 'run'}:${bps.join(',')}` : 'off';
+    if (key === this.debugApplied) return;
+    if (!this.backend.caps.guestDebug) throw new HostError('KVM backend: this kernel lacks KVM_CAP_SET_GUEST_DEBUG (breakpoints and single step)');
+    const b = Buffer.alloc(SIZEOF.kvm_guest_debug);
+    const control = key === 'off' ? 0 : KVM_GUESTDBG_ENABLE | (step ? KVM_GUESTDBG_SINGLESTEP : 0) | (bps.length ? KVM_GUESTDBG_USE_HW : 0);
+    b.writeUInt32LE(control, GUEST_DEBUG.control);
+    bps.forEach((addr, i) => {
+      b.writeBigUInt64LE(DBGBCR_EXEC_EL1_EL0, GUEST_DEBUG.dbg_bcr + 8 * i);
+      b.writeBigUInt64LE(addr & ~3n, GUEST_DEBUG.dbg_bvr + 8 * i);
+    });
+    if ((libc().ioctlPtr(this.fd, IOCTL.KVM_SET_GUEST_DEBUG, b) as number) < 0) throw this.backend.error(`KVM_SET_GUEST_DEBUG on vcpu ${this.index}`);
+    this.debugApplied = key;
+  }
+
+  /** Execute one instruction (KVM_GUESTDBG_SINGLESTEP), serving the exits on the way. */
+  step(): VcpuExit {
+    this.quiesce();
+    if (this.state() === STATE_EXITED) {
+      // An exit left pending (by quiesce or the last slice) comes first.
+      Atomics.store(this.ctl, CTL_STATE, STATE_IDLE);
+      const pending = this.serveExit();
+      if (pending && pending.kind !== 'debug') return pending;
+    }
+    if (!this.running) return { kind: 'stopped' };
+    this.applyDebug(true);
+    const deadline = performance.now() + STEP_TIMEOUT_MS;
+    for (;;) {
+      this.resume();
+      while (this.state() === STATE_RUN) {
+        const left = deadline - performance.now();
+        if (left > 0) Atomics.wait(this.ctl, CTL_STATE, STATE_RUN, left);
+        else this.quiesce();
+      }
+      if (this.state() !== STATE_EXITED) return { kind: 'fatal', reason: `vcpu ${this.index}: worker gone` };
+      Atomics.store(this.ctl, CTL_STATE, STATE_IDLE);
+      const exit = this.serveExit();
+      if (exit) return exit;
+      if (performance.now() >= deadline) {
+        this.stoppedAtDebug = true;
+        return { kind: 'debug' };
+      }
+    }
+  }
+
+  translate(va: bigint, kind: AccessKind, el: 0 | 1, pan: boolean): WalkResult {
+    this.quiesce();
+    return walk(va, kind, el, pan, this.regime(), (pa) => this.backend.readPhys64(pa));
   }
 
   // ---- stopping ----------------------------------------------------------------------------------
