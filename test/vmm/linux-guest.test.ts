@@ -9,7 +9,7 @@ import {
 } from '../../bench/linux-boot.bench.js';
 import { defaultLayoutPath, loadLayout } from '../../src/dtb/layout.js';
 import { repoRoot } from '../helpers/cli.js';
-import { freePort } from '../helpers/net.js';
+import { canMakeTaps, deleteLinks, freePort, ip } from '../helpers/net.js';
 import { tool, which } from '../../src/host/tools.js';
 import { PcieHost } from '../../src/vmm/devices/pcie-host.js';
 
@@ -164,6 +164,54 @@ describe.skipIf(!haveCross)('Linux 6.1 guest (skipped only without aarch64-linux
     } finally {
       qemu.kill('SIGKILL');
       ours?.child.kill('SIGKILL');
+    }
+  });
+
+  // --net tap: m1prep's NIC on a host TAP interface, qemu's on another, both ports of a Linux
+  // bridge that only this test creates (names unique to the run, removed afterwards). The guests
+  // ping each other through the host kernel's bridge, so the frames cross a real TAP fd both ways.
+  // Needs root (CAP_NET_ADMIN), /dev/net/tun and iproute2.
+  it.skipIf(!canMakeTaps || !tool('qemu-system-aarch64'))('bridges a TAP interface to a qemu VM on another: each pings the other (--net tap, needs root, /dev/net/tun, ip and qemu)', async () => {
+    const tag = (process.pid % 10000).toString();
+    const [ours0, theirs0, bridge] = [`m1pt${tag}a`, `m1pt${tag}b`, `m1pbr${tag}`];
+    let qemu: ReturnType<typeof spawn> | null = null;
+    let ours: Spawned | null = null;
+    try {
+      for (const t of [ours0, theirs0]) ip('tuntap', 'add', 'dev', t, 'mode', 'tap');
+      ip('link', 'add', bridge, 'type', 'bridge');
+      for (const t of [ours0, theirs0]) { ip('link', 'set', t, 'master', bridge); ip('link', 'set', t, 'up'); }
+      ip('link', 'set', bridge, 'up');
+      qemu = spawn('qemu-system-aarch64', [
+        '-M', 'virt', '-cpu', 'max', '-smp', '1', '-m', String(GUEST_RAM_MIB), '-nographic', '-no-reboot', '-nic', 'none',
+        '-kernel', guest.image, '-initrd', guest.initrd, '-append', 'console=ttyAMA0 m1prep.ip=192.0.2.1/24 m1prep.peer=192.0.2.2',
+        '-netdev', `tap,id=n0,ifname=${theirs0},script=no,downscript=no`,
+        '-device', 'virtio-net-pci,netdev=n0,disable-legacy=on,romfile=,mac=52:54:00:aa:00:11',
+      ], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let qemuOut = '';
+      qemu.stdout!.on('data', (b: Buffer) => { qemuOut += b.toString('utf8'); });
+      qemu.stderr!.on('data', (b: Buffer) => { qemuOut += b.toString('utf8'); });
+      const dtb = deriveVmDtb(guest, 1, path.join(work, 't8103-virt-tap.dtb'));
+      ours = spawnCollect(process.execPath, [
+        path.join(repoRoot, 'bin/m1prep.js'), 'boot', '--kernel', guest.image, '--initrd', guest.initrd, '--dtb', dtb,
+        '--append', 'earlycon console=ttySAC0 m1prep.ip=192.0.2.2/24 m1prep.peer=192.0.2.1',
+        '--net', `tap,ifname=${ours0},mac=52:54:00:aa:00:12`, '--timeout', '170', '--json',
+      ]);
+      const done = (out: string) => out.includes('M1PREP-NET-OK') || out.includes('M1PREP-NET-FAIL');
+      await waitFor(() => (done(ours!.err) && done(qemuOut)) || ours!.exited, 170_000);
+      ours.child.kill('SIGINT');
+      const code = await ours.exit;
+      const tail = ours.err.split('\n').slice(-30).join('\n');
+      expect(ours.err, tail).toContain('M1PREP-NET-OK peer=192.0.2.1');
+      expect(qemuOut.split('\n').slice(-20).join('\n')).toContain('M1PREP-NET-OK peer=192.0.2.2');
+      expect(code, tail).toBe(0);
+      const summary = JSON.parse(ours.out) as { nics: Array<{ mac: string; link: string; stats: { txFrames: number; rxFrames: number } }> };
+      expect(summary.nics[0]!.link).toBe(`tap ${ours0}`);
+      expect(summary.nics[0]!.stats.txFrames).toBeGreaterThanOrEqual(7);
+      expect(summary.nics[0]!.stats.rxFrames).toBeGreaterThanOrEqual(7);
+    } finally {
+      qemu?.kill('SIGKILL');
+      ours?.child.kill('SIGKILL');
+      deleteLinks(bridge, ours0, theirs0);
     }
   });
 

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -7,8 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { which } from '../../src/host/tools.js';
 import { encodeFrame, FrameDecoder, openNetLink, parseNetSpec, type NetLink } from '../../src/vmm/net/link.js';
 import { formatMac, parseMac } from '../../src/vmm/devices/virtio-net.js';
-import { runCli } from '../helpers/cli.js';
-import { freePort } from '../helpers/net.js';
+import { repoRoot, runCli } from '../helpers/cli.js';
+import { canMakeTaps, deleteLinks, freePort, ip } from '../helpers/net.js';
 
 // The host side of m1prep's virtual NICs: --net specs, the length-prefixed stream framing that
 // qemu's -netdev socket uses, links over real loopback sockets, and the pcap capture (read back by
@@ -39,15 +39,20 @@ describe('net specs', () => {
     expect(s.kind).toBe('null');
     expect(formatMac(s.mac!)).toBe('52:54:00:ab:cd:ef');
     expect(s.dump).toBe('x.pcap');
+    expect(parseNetSpec('tap').kind).toBe('tap');
+    expect(parseNetSpec('tap').ifname).toBeUndefined();
+    expect(parseNetSpec('tap,ifname=tap7,dump=t.pcap')).toMatchObject({ kind: 'tap', ifname: 'tap7', dump: 't.pcap' });
   });
 
   it('refuses what cannot work, saying why', () => {
-    expect(() => parseNetSpec('user')).toThrow(/socket or null/);
+    expect(() => parseNetSpec('user')).toThrow(/socket, tap or null/);
     expect(() => parseNetSpec('socket')).toThrow(/exactly one of listen/);
     expect(() => parseNetSpec('socket,listen=1,connect=2')).toThrow(/exactly one of listen/);
     expect(() => parseNetSpec('socket,listen=70000')).toThrow(/not \[HOST:\]PORT/);
     expect(() => parseNetSpec('null,mac=01:00:5e:00:00:01')).toThrow(/unicast MAC/); // multicast bit
     expect(() => parseNetSpec('null,speed=10')).toThrow(/unknown option/);
+    expect(() => parseNetSpec('tap,listen=1')).toThrow(/unknown option "listen=1" \(ifname=, mac=, dump=\)/);
+    expect(() => parseNetSpec('null,ifname=tap0')).toThrow(/unknown option/);
     expect(parseMac('52:54:00:12:34')).toBeNull();
   });
 });
@@ -108,6 +113,52 @@ describe('links over loopback', () => {
     const port = await freePort();
     await expect(openNetLink(parseNetSpec(`socket,connect=127.0.0.1:${port}`))).rejects.toThrow(new RegExp(`connect=127\\.0\\.0\\.1:${port}: ECONNREFUSED`));
   }, 15_000);
+
+  it('a TAP interface name longer than the kernel allows is a host error naming it', async () => {
+    await expect(openNetLink(parseNetSpec('tap,ifname=m1prep-far-too-long'))).rejects.toThrow(/--net tap,ifname=m1prep-far-too-long: an interface name has at most 15 bytes/);
+  });
+
+  // Two TAP links whose interfaces are ports of one Linux bridge: a frame written by one comes out
+  // of the other through the host kernel. Needs root (CAP_NET_ADMIN), /dev/net/tun and iproute2.
+  it.skipIf(!canMakeTaps)('two TAP links on a host bridge carry frames both ways (needs root, /dev/net/tun and ip)', async () => {
+    const tag = (process.pid % 10000).toString();
+    const [ta, tb, br] = [`m1pl${tag}a`, `m1pl${tag}b`, `m1plbr${tag}`];
+    // The compiled link (npm test builds first): its reading thread cannot load TypeScript.
+    const dist = path.join(repoRoot, 'dist/src/vmm/net/link.js');
+    expect(existsSync(dist), 'dist/ is built (npm run build)').toBe(true);
+    const compiled = (await import(dist)) as typeof import('../../src/vmm/net/link.js');
+    const links: NetLink[] = [];
+    try {
+      ip('link', 'add', br, 'type', 'bridge');
+      for (const t of [ta, tb]) {
+        // TUNSETIFF creates the interface (root); then it joins the bridge.
+        links.push(await compiled.openNetLink(compiled.parseNetSpec(`tap,ifname=${t}`)));
+        ip('link', 'set', t, 'master', br);
+        ip('link', 'set', t, 'up');
+      }
+      ip('link', 'set', br, 'up');
+      expect(links.map((l) => l.describe)).toEqual([`tap ${ta}`, `tap ${tb}`]);
+      // A bridge port forwards only once it is up; resend until the first frame makes it.
+      const want = (l: NetLink, payload: number) => new Promise<void>((resolve) => {
+        l.onFrame = (f) => { if (f[12] === 0x88 && f[13] === 0xb5 && f[14] === payload) resolve(); };
+      });
+      for (const [from, to, payload] of [[0, 1, 7], [1, 0, 9]] as const) {
+        const got = want(links[to]!, payload);
+        let done = false;
+        void got.then(() => { done = true; });
+        for (let i = 0; i < 50 && !done; i++) {
+          links[from]!.send(frame([payload, 1, 2, 3]));
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(done, `frame from ${from === 0 ? ta : tb} to ${to === 0 ? ta : tb}`).toBe(true);
+      }
+      expect(links[0]!.stats.framesOut).toBeGreaterThan(0);
+      expect(links[0]!.stats.framesIn).toBeGreaterThan(0);
+    } finally {
+      for (const l of links) l.close();
+      deleteLinks(br, ta, tb);
+    }
+  }, 30_000);
 
   it('the CLI refuses a bad --net with exit 2 and one line, before booting anything', () => {
     const r = runCli(['boot', '--kernel', '/nonexistent', '--net', 'socket,listen=0']);

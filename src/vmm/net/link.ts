@@ -2,10 +2,12 @@ import net from 'node:net';
 import { HostError, UsageError } from '../../errors.js';
 import { parseMac } from '../devices/virtio-net.js';
 import { PcapWriter } from './pcap.js';
+import { TapLink } from './tap-link.js';
 
 // The other end of a virtual NIC's cable. `--net` specs, in the spirit of qemu's -netdev:
 //   socket,listen=[HOST:]PORT    wait for one peer on a TCP port (default host 127.0.0.1)
 //   socket,connect=[HOST:]PORT   connect to a peer listening there (retried for a few seconds)
+//   tap[,ifname=NAME]            a host TAP interface (an existing one, or a new "m1prepN": root)
 //   null                         a NIC whose cable goes nowhere (frames sent are dropped)
 // options: mac=52:54:00:12:34:56, dump=FILE.pcap (every frame both ways, for tcpdump/Wireshark).
 // A socket link carries each Ethernet frame as a 4-byte big-endian length and the frame: the
@@ -18,11 +20,13 @@ export interface HostPort {
 }
 
 export interface NetSpec {
-  kind: 'socket' | 'null';
+  kind: 'socket' | 'tap' | 'null';
   listen?: HostPort;
   connect?: HostPort;
   mac?: Uint8Array;
   dump?: string;
+  /** tap: the interface to attach to (default: create one). */
+  ifname?: string;
   /** The text the user wrote, for messages. */
   text: string;
 }
@@ -58,7 +62,7 @@ function parseHostPort(value: string, spec: string): HostPort {
 
 export function parseNetSpec(text: string): NetSpec {
   const [kind, ...opts] = text.split(',');
-  if (kind !== 'socket' && kind !== 'null') throw new UsageError(`--net ${text}: the kind is socket or null (e.g. socket,connect=127.0.0.1:5555)`);
+  if (kind !== 'socket' && kind !== 'tap' && kind !== 'null') throw new UsageError(`--net ${text}: the kind is socket, tap or null (e.g. socket,connect=127.0.0.1:5555 or tap,ifname=tap0)`);
   const spec: NetSpec = { kind, text };
   for (const o of opts) {
     const eq = o.indexOf('=');
@@ -66,12 +70,13 @@ export function parseNetSpec(text: string): NetSpec {
     const value = eq < 0 ? '' : o.slice(eq + 1);
     if (key === 'listen' && kind === 'socket') spec.listen = parseHostPort(value, text);
     else if (key === 'connect' && kind === 'socket') spec.connect = parseHostPort(value, text);
+    else if (key === 'ifname' && kind === 'tap' && value) spec.ifname = value;
     else if (key === 'mac') {
       const mac = parseMac(value);
       if (!mac) throw new UsageError(`--net ${text}: "${value}" is not a unicast MAC address (like 52:54:00:12:34:56)`);
       spec.mac = mac;
     } else if (key === 'dump' && value) spec.dump = value;
-    else throw new UsageError(`--net ${text}: unknown option "${o}" (${kind === 'socket' ? 'listen=, connect=, ' : ''}mac=, dump=)`);
+    else throw new UsageError(`--net ${text}: unknown option "${o}" (${kind === 'socket' ? 'listen=, connect=, ' : kind === 'tap' ? 'ifname=, ' : ''}mac=, dump=)`);
   }
   if (kind === 'socket' && (spec.listen ? 1 : 0) + (spec.connect ? 1 : 0) !== 1) {
     throw new UsageError(`--net ${text}: a socket link needs exactly one of listen=[HOST:]PORT or connect=[HOST:]PORT`);
@@ -235,6 +240,7 @@ class DumpingLink implements NetLink {
 export async function openNetLink(spec: NetSpec, log: (line: string) => void = () => {}): Promise<NetLink> {
   let link: NetLink;
   if (spec.kind === 'null') link = new NullLink();
+  else if (spec.kind === 'tap') link = new TapLink(spec.ifname, log);
   else {
     const hp = (spec.listen ?? spec.connect)!;
     const s = new StreamLink(`socket ${spec.listen ? 'listen' : 'connect'} ${hp.host}:${hp.port}`, log);
