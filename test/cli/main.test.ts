@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { describe, it, expect } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 
@@ -22,5 +23,12 @@ describe('m1prep CLI', () => {
     const j = JSON.parse(r.stdout) as { checks: { name: string; status: string }[] };
     expect(j.checks.find((c) => c.name === 'host')?.status).toBe('ok');
     expect(j.checks.some((c) => c.name === 'llvm-objdump')).toBe(true);
+    // --net tap: ok exactly when /dev/net/tun is there and this user may open it.
+    let tun = false;
+    try {
+      accessSync('/dev/net/tun', constants.R_OK | constants.W_OK);
+      tun = true;
+    } catch { /* absent or not ours */ }
+    expect(j.checks.find((c) => c.name === 'tap (/dev/net/tun)')?.status).toBe(tun ? 'ok' : 'warn');
   });
 });
