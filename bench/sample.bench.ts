@@ -52,7 +52,7 @@ export default async function (): Promise<BenchResult[]> {
           expect: ['M1PREP-SAMPLE-BOOT-OK'], fail: ['panic\\(cpu'], stopOnSuccess: true, timeoutS: 60, hangS: 20, trace: new Set(),
         });
         if (s.outcome !== 'success') throw new Error(`sample boot: ${s.outcome} ${s.detail}`);
-        if (s.wallSeconds < best) { best = s.wallSeconds; instructions = s.guestInstructions; }
+        if (s.wallSeconds < best) { best = s.wallSeconds; instructions = s.guestInstructions ?? 0n; }
       }
       return { best, instructions };
     };

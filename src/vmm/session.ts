@@ -50,8 +50,9 @@ export interface BootSummary {
   backend: string;
   cpus: number;
   wallSeconds: number;
-  /** Retired instructions in completed slices (a lower bound: slices cut short by WFI are not counted). */
-  guestInstructions: bigint;
+  /** Retired instructions in completed slices (a lower bound: slices cut short by WFI are not
+   *  counted); null where the backend cannot count them (KVM). */
+  guestInstructions: bigint | null;
   exits: Record<string, number>;
   exceptionsDelivered: Record<string, number>;
   devicesTouched: Record<string, number>;
@@ -211,7 +212,7 @@ function summarise(req: BootRequest, m: Machine, loop: RunLoop, stop: StopReason
     backend: m.backend.description ?? m.backend.name,
     cpus: req.cpus,
     wallSeconds: wall,
-    guestInstructions: loop.instructions(),
+    guestInstructions: m.backend.countsInstructions === false ? null : loop.instructions(),
     exits: mergeCounts(loop.stats.exits, ...m.vcpus.map((x) => x.ownExits?.() ?? {})),
     exceptionsDelivered: delivered,
     devicesTouched: mergeCounts(Object.fromEntries(m.bus.touched), hotUartAccesses(m)),

@@ -236,7 +236,7 @@ function printSummary(s: BootSummary, out: (l: string) => void): void {
     ['machine', `${s.guest} guest, ${s.cpus} vCPU(s) (${s.cpusStarted} started), ${s.backend}`],
     ['final PCs', s.pcs.map((p) => '0x' + p.toString(16)).join(' ')],
     ['wall time', `${s.wallSeconds.toFixed(2)} s`],
-    ['guest instructions', `${s.guestInstructions} (at least)`],
+    ['guest instructions', s.guestInstructions === null ? 'not counted by this backend' : `${s.guestInstructions} (at least)`],
     ['exits', kv(s.exits)],
     ['exceptions delivered', kv(s.exceptionsDelivered)],
     ['devices touched', kv(s.devicesTouched)],

@@ -90,6 +90,8 @@ export interface RamRegion {
 
 export interface CpuBackend {
   readonly name: 'software' | 'kvm';
+  /** False where guest instructions cannot be counted (KVM runs the guest natively). */
+  readonly countsInstructions?: boolean;
   /** Library / kernel interface behind it, for the boot summary ("unicorn 2.1.1"). */
   readonly description?: string;
   /** Host memory for guest RAM, when the backend needs its own (KVM maps page-aligned memory). */

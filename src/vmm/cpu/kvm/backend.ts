@@ -23,6 +23,7 @@ const noop = () => {};
 
 export class KvmBackend implements CpuBackend {
   readonly name = 'kvm' as const;
+  readonly countsInstructions = false;
   readonly description: string;
   readonly caps: KvmCaps;
   readonly pageSize: number;
