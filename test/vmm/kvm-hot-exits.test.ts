@@ -5,8 +5,10 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { HotExits } from '../../src/vmm/cpu/kvm/hot-exits.js';
 import { setFiqPart, syncFiqLine } from '../../src/vmm/cpu/kvm/fiq-line.js';
-import { CTL_FIQ_EXTERNAL, CTL_FIQ_LINE, CTL_FIQ_TIMER, CTL_WORDS } from '../../src/vmm/cpu/kvm/protocol.js';
-import { EXIT, RUN } from '../../src/vmm/cpu/kvm/uapi.js';
+import { CTL_FIQ_EXTERNAL, CTL_FIQ_LINE, CTL_FIQ_TIMER, CTL_HOT_MMIO, CTL_HOT_SYSREG, CTL_HOT_TIMER, CTL_KICK, CTL_WORDS } from '../../src/vmm/cpu/kvm/protocol.js';
+import { runUntilHandover } from '../../src/vmm/cpu/kvm/worker-loop.js';
+import { EINTR } from '../../src/vmm/cpu/kvm/libc.js';
+import { EXIT, KVM_ARM_DEV_EL1_VTIMER, RUN } from '../../src/vmm/cpu/kvm/uapi.js';
 import { S5lUart } from '../../src/vmm/devices/uart.js';
 import { UART_HOT_REGISTERS, UART_TX_RING, UartShared } from '../../src/vmm/devices/uart-shared.js';
 import { UCON_RXTHRESH_ENA, UCON_RXTO_ENA, UCON_TXTHRESH_ENA, uartRegs } from '../../src/vmm/regmaps/uart.js';
@@ -237,6 +239,69 @@ describe('KVM hot exits: the FIQ line both threads drive', () => {
     set(CTL_FIQ_EXTERNAL, false);
     expect(calls).toEqual([true, false]);
     expect(ctl[CTL_FIQ_LINE]).toBe(0);
+  });
+});
+
+// The vCPU thread's turn (worker-loop.ts) against a scripted KVM_RUN: each step sets up the kvm_run
+// page as the kernel would after one return, so the loop's decisions (serve, forward, answer a
+// timer EINTR, obey a kick) and its FIQ-line calls can be checked exit by exit.
+describe('KVM vCPU thread: one turn against a scripted KVM_RUN', () => {
+  type Step = { exit: (run: DataView) => void; rc?: number; errno?: number; timer?: boolean; kick?: boolean };
+  const mmioRead = (off: number) => (run: DataView) => mmioExit(run, UART_BASE + BigInt(off), 4, false);
+  const aicRead = (run: DataView) => mmioExit(run, 0x23b100000n, 4, false);
+  const intr = (run: DataView) => run.setUint32(RUN.exit_reason, EXIT.KVM_EXIT_INTR, true);
+
+  function turn(steps: Step[], withHot = true) {
+    const { uart } = uartUnderTest();
+    const f = new M1SysregFile({ mpidr: [0n] }, [{ set: () => {} }], () => 0n);
+    f.shared.enabled = true;
+    const ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
+    const run = runPage();
+    const fiq: boolean[] = [];
+    let i = 0;
+    const r = runUntilHandover({
+      ctl, run, hot: withHot ? hotFor(uart, f) : null, setFiq: (l) => fiq.push(l),
+      kvmRun: () => {
+        const s = steps[i++];
+        if (!s) throw new Error('the loop ran KVM past the script');
+        s.exit(run);
+        run.setBigUint64(RUN.device_irq_level, s.timer ? BigInt(KVM_ARM_DEV_EL1_VTIMER) : 0n, true);
+        if (s.kick) Atomics.store(ctl, CTL_KICK, 1);
+        return { rc: s.rc ?? 0, errno: s.errno ?? 0 };
+      },
+    });
+    return { r, ran: i, fiq, ctl, run };
+  }
+
+  it('serves hot exits and timer EINTRs in place, hands over the first exit it cannot serve', () => {
+    const t = turn([
+      { exit: mmioRead(0x10) },
+      { exit: (run) => sysregExit(run, 's3_1_c15_c0_0', false) },
+      { exit: intr, rc: -1, errno: EINTR, timer: true },
+      { exit: mmioRead(0x18), timer: true },
+      { exit: intr, rc: -1, errno: EINTR, timer: false },
+      { exit: aicRead },
+    ]);
+    expect(t.ran).toBe(6);
+    expect(t.r).toEqual({ rc: 0, errno: 0 });
+    expect(t.run.getUint32(RUN.exit_reason, true)).toBe(EXIT.KVM_EXIT_MMIO);
+    expect([t.ctl[CTL_HOT_MMIO], t.ctl[CTL_HOT_SYSREG], t.ctl[CTL_HOT_TIMER]]).toEqual([2, 1, 2]);
+    // One KVM_IRQ_LINE up when the timer rose, one down when it fell: none for unchanged levels.
+    expect(t.fiq).toEqual([true, false]);
+  });
+
+  it('a kick hands over the very next exit, even one it could serve', () => {
+    const t = turn([{ exit: mmioRead(0x10) }, { exit: mmioRead(0x10), kick: true }, { exit: mmioRead(0x10) }]);
+    expect(t.ran).toBe(2);
+    expect(t.ctl[CTL_HOT_MMIO]).toBe(1);
+  });
+
+  it('hands over errors other than EINTR, and everything when the hot path is off', () => {
+    expect(turn([{ exit: intr, rc: -1, errno: 14 }]).r).toEqual({ rc: -1, errno: 14 });
+    const off = turn([{ exit: mmioRead(0x10), timer: true }], false);
+    expect(off.ran).toBe(1);
+    expect(off.fiq).toEqual([true]); // the timer still reaches the FIQ line
+    expect(off.ctl[CTL_HOT_MMIO]).toBe(0);
   });
 });
 

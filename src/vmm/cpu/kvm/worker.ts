@@ -1,14 +1,11 @@
 import { workerData } from 'node:worker_threads';
 import koffi from 'koffi';
-import { syncFiqLine, setFiqPart } from './fiq-line.js';
 import { HotExits } from './hot-exits.js';
-import { EINTR, MAP_SHARED, PROT_READ, PROT_WRITE, libc, mapMemory } from './libc.js';
-import {
-  CTL_ERRNO, CTL_FIQ_TIMER, CTL_HOT_MMIO, CTL_HOT_SYSREG, CTL_HOT_TIMER, CTL_KICK, CTL_RC, CTL_READY, CTL_STATE, CTL_TID_HI,
-  CTL_TID_LO, STATE_EXITED, STATE_QUIT, STATE_RUN,
-} from './protocol.js';
+import { MAP_SHARED, PROT_READ, PROT_WRITE, libc, mapMemory } from './libc.js';
+import { CTL_ERRNO, CTL_RC, CTL_READY, CTL_STATE, CTL_TID_HI, CTL_TID_LO, STATE_EXITED, STATE_QUIT, STATE_RUN } from './protocol.js';
 import type { VcpuWorkerData } from './protocol.js';
-import { IOCTL, KVM_ARM_DEV_EL1_PTIMER, KVM_ARM_DEV_EL1_VTIMER, KVM_ARM_IRQ_CPU_FIQ, RUN, SIZEOF, irqLineNumber } from './uapi.js';
+import { IOCTL, KVM_ARM_IRQ_CPU_FIQ, SIZEOF, irqLineNumber } from './uapi.js';
+import { runUntilHandover } from './worker-loop.js';
 
 // The vCPU thread. It calls KVM_RUN synchronously (a koffi async call would run the ioctl on
 // another OS thread for every call) and serves the exits that need no main thread itself:
@@ -41,6 +38,13 @@ function main(): void {
   ctl[CTL_TID_HI] = Number(tid >> 32n) | 0;
   Atomics.store(ctl, CTL_READY, 1);
   Atomics.notify(ctl, CTL_READY);
+  const turn = {
+    ctl, run, hot, setFiq,
+    kvmRun: () => {
+      const r = c.ioctlInt(data.fd, IOCTL.KVM_RUN, 0) as number;
+      return { rc: r, errno: r < 0 ? koffi.errno() : 0 };
+    },
+  };
   for (;;) {
     let s = Atomics.load(ctl, CTL_STATE);
     while (s !== STATE_RUN && s !== STATE_QUIT) {
@@ -48,26 +52,7 @@ function main(): void {
       s = Atomics.load(ctl, CTL_STATE);
     }
     if (s === STATE_QUIT) break;
-    let rc: number;
-    let errno: number;
-    for (;;) {
-      rc = c.ioctlInt(data.fd, IOCTL.KVM_RUN, 0) as number;
-      errno = rc < 0 ? koffi.errno() : 0;
-      const levels = Number(run.getBigUint64(RUN.device_irq_level, true));
-      const timer = (levels & (KVM_ARM_DEV_EL1_VTIMER | KVM_ARM_DEV_EL1_PTIMER)) !== 0;
-      if (setFiqPart(ctl, CTL_FIQ_TIMER, timer)) syncFiqLine(ctl, setFiq);
-      if (!hot || Atomics.load(ctl, CTL_KICK) !== 0) break;
-      if (rc < 0) {
-        // Not kicked, so this EINTR reported the timer level just handled (or a stray signal).
-        if (errno !== EINTR) break;
-        ctl[CTL_HOT_TIMER]!++;
-        continue;
-      }
-      const served = hot.serve(run);
-      if (served === 'mmio') ctl[CTL_HOT_MMIO]!++;
-      else if (served === 'sysreg') ctl[CTL_HOT_SYSREG]!++;
-      else break;
-    }
+    const { rc, errno } = runUntilHandover(turn);
     ctl[CTL_RC] = rc;
     ctl[CTL_ERRNO] = errno;
     // A QUIT stored while KVM_RUN ran wins over EXITED.
