@@ -1,7 +1,7 @@
 import type { VmLayout } from '../dtb/layout.js';
 import { UsageError } from '../errors.js';
 import { Bus } from './bus.js';
-import type { AccessSize, MmioDevice } from './device.js';
+import type { AccessSize, IrqLine, MmioDevice } from './device.js';
 import type { CpuBackend, RamRegion, Vcpu } from './cpu/backend.js';
 import { createBackend } from './cpu/registry.js';
 import { Aic } from './devices/aic.js';
@@ -80,7 +80,18 @@ export class Machine {
     const cpuLayouts = layout.cpus.slice(0, n);
 
     this.lines = new CpuLines(n, { setIrq: () => {}, setFiq: () => {} });
-    const ipiLines = cpuLayouts.map((_, i) => this.lines.fiqSource(i, 'fast-ipi'));
+    // FastIPI reaches a vCPU's FIQ through the machine's interrupt lines, or, on backends whose
+    // vCPUs follow the shared IPI-pending words themselves (KVM), through the vCPU.
+    const ipiLines = cpuLayouts.map((_, i): IrqLine => {
+      const source = this.lines.fiqSource(i, 'fast-ipi');
+      return {
+        set: (level) => {
+          if (!this.backend.fastIpiInVcpu) return source.set(level);
+          this.lines.onChange?.(i, 'fiq', level, 'fast-ipi');
+          this.vcpus[i]?.ipiChanged?.();
+        },
+      };
+    });
     this.sysregs = new M1SysregFile({ mpidr: cpuLayouts.map((c) => c.mpidr) }, ipiLines, this.counter);
     for (let i = 0; i < n; i++) this.timers.push(new GenericTimer(this.counter, this.lines.fiqSource(i, 'timer')));
 
@@ -128,9 +139,10 @@ export class Machine {
     // State the hot paths of other threads may serve (KVM vCPU threads); --trace turns them off.
     this.uart.shared.enabled = true;
     this.sysregs.shared.enabled = true;
+    this.sysregs.shared.ipiHot = this.backend.fastIpiInVcpu === true;
     this.backend.shareDeviceState?.({
       uarts: [{ base: layout.uart0.base, size: layout.uart0.size, buffer: this.uart.shared.buffer }],
-      sysregs: { cpus: n, buffer: this.sysregs.shared.buffer },
+      sysregs: { cpus: n, buffer: this.sysregs.shared.buffer, mpidr: cpuLayouts.map((c) => c.mpidr) },
     });
     for (const c of cpuLayouts) {
       const midr = M1_CLUSTERS[c.type === 'P' ? 1 : 0]!.midr;

@@ -39,6 +39,8 @@ export class Tracer {
     // A traced access must reach the main thread: no hot paths for what is traced.
     if (kinds.has('mmio')) m.uart.shared.enabled = false;
     if (kinds.has('sysreg')) m.sysregs.shared.enabled = false;
+    // FastIPI served in a vCPU thread would bypass the irq trace.
+    if (kinds.has('irq')) m.sysregs.shared.ipiHot = false;
     if (kinds.has('mmio')) {
       m.bus.onAccess = (e) => {
         const map = e.device ? m.bus.find(e.addr) : undefined;

@@ -60,6 +60,8 @@ export interface Vcpu {
   /** End the current slice early (software backends): another vCPU was just interrupted by this
    *  one (an IPI), so hand over the turn instead of spinning until the budget runs out. */
   endSlice?(): void;
+  /** This vCPU's FastIPI-pending word changed (backends with fastIpiInVcpu). */
+  ipiChanged?(): void;
   /** Exits the backend served without the run loop (a KVM vCPU thread), by kind. */
   ownExits?(): Record<string, number>;
   /** Instruction budget of one run() slice, for backends that run in slices. */
@@ -78,7 +80,8 @@ export type SysregFilter = (op0: number, op1: number, crn: number, crm: number, 
  *  the main thread (a KVM vCPU thread): see src/vmm/devices/uart-shared.ts, sysregs/m1-shared.ts. */
 export interface SharedDeviceState {
   uarts: Array<{ base: bigint; size: bigint; buffer: SharedArrayBuffer }>;
-  sysregs: { cpus: number; buffer: SharedArrayBuffer } | null;
+  /** `mpidr`: each vCPU's MPIDR, to find an IPI_RR's target. */
+  sysregs: { cpus: number; buffer: SharedArrayBuffer; mpidr: bigint[] } | null;
 }
 
 export interface RamRegion {
@@ -90,6 +93,9 @@ export interface RamRegion {
 
 export interface CpuBackend {
   readonly name: 'software' | 'kvm';
+  /** The vCPUs' FIQ lines follow the FastIPI-pending words of the system-register state
+   *  themselves (KVM): the machine calls Vcpu.ipiChanged() instead of driving a FIQ source. */
+  readonly fastIpiInVcpu?: boolean;
   /** False where guest instructions cannot be counted (KVM runs the guest natively). */
   readonly countsInstructions?: boolean;
   /** Library / kernel interface behind it, for the boot summary ("unicorn 2.1.1"). */

@@ -4,16 +4,19 @@ import { parseSysreg, sysregKey } from './encoding.js';
 // The M1 system-register file's storage in one SharedArrayBuffer, so that a KVM vCPU thread can
 // serve the accesses that need nothing but this storage (PMCR0 and the PMU, HID chicken bits,
 // error-status zeros, IPI_SR reads: Linux's FIQ handler reads PMCR0, UPMCR0 and IPI_SR on every
-// timer tick) without a round trip to the main thread. Accesses with an effect on another vCPU
-// or an interrupt line (IPI_RR, clearing a pending IPI_SR) and unknown registers are left to
-// M1SysregFile (m1.ts) on the main thread.
+// timer tick) without a round trip to the main thread. FastIPI requests and clears (IPI_RR, a
+// pending IPI_SR cleared) change an interrupt line: a vCPU thread serves them only where the
+// backend drives the FIQ lines from the IPI-pending words itself (IPI_HOT, and a callback that
+// brings the target's line up to date); elsewhere they, the counter alias and unknown registers
+// go to M1SysregFile (m1.ts) on the main thread.
 //
-// Layout: ctl words [ENABLED, HOT_ACCESSES], one IPI-pending word per vCPU, then one 64-bit value
-// per (table entry, vCPU); each vCPU only ever touches its own values.
+// Layout: ctl words [ENABLED, HOT_ACCESSES, IPI_HOT], one IPI-pending word per vCPU, then one
+// 64-bit value per (table entry, vCPU); each vCPU only ever touches its own values.
 
 const ENABLED = 0;
 const HOT_ACCESSES = 1;
-const CTL_WORDS = 2;
+const IPI_HOT = 2;
+const CTL_WORDS = 4;
 const IPI_SR_PENDING = 1n;
 
 /** Every register of the table, in storage order. */
@@ -22,6 +25,18 @@ const ENTRY_OF = new Map<number, number>(M1_SYSREG_ENTRIES.map((d, i) => [sysreg
 
 export function m1SysregEntry(key: number): number | undefined {
   return ENTRY_OF.get(key);
+}
+
+/** What an MSR to IPI_RR_LOCAL/GLOBAL_EL1 from `cpu` asks: the target vCPU (by MPIDR: core in
+ *  bits 7:0, cluster in bits 23:16 for GLOBAL, the sender's cluster for LOCAL) and whether its
+ *  IPI becomes pending. Type 1 (RETRACT, bits 29:28) withdraws a deferred request; everything else
+ *  is delivered now (deferral through IPI_CR only delays it on hardware). null: no such vCPU. */
+export function ipiRequest(kind: 'ipi-local' | 'ipi-global', value: bigint, cpu: number, mpidr: readonly bigint[]): { target: number; pending: boolean } | null {
+  const type = Number((value >> 28n) & 3n);
+  const core = value & 0xffn;
+  const cluster = kind === 'ipi-local' ? (mpidr[cpu]! >> 8n) & 0xffn : (value >> 16n) & 0xffn;
+  const target = mpidr.findIndex((m) => (m & 0xffn) === core && ((m >> 8n) & 0xffn) === cluster);
+  return target >= 0 ? { target, pending: type !== 1 } : null;
 }
 
 export class M1SysregShared {
@@ -52,6 +67,15 @@ export class M1SysregShared {
     Atomics.store(this.ctl, ENABLED, on ? 1 : 0);
   }
 
+  /** FastIPI requests and clears may be served off the main thread (see above). */
+  get ipiHot(): boolean {
+    return Atomics.load(this.ctl, IPI_HOT) === 1;
+  }
+
+  set ipiHot(on: boolean) {
+    Atomics.store(this.ctl, IPI_HOT, on ? 1 : 0);
+  }
+
   get hotAccesses(): number {
     return Atomics.load(this.ctl, HOT_ACCESSES);
   }
@@ -77,8 +101,10 @@ export class M1SysregShared {
   }
 
   /** Serve an access off the main thread: the value read (0n for a write), or null when it must
-   *  go to M1SysregFile (an effect beyond this storage, or a register the table lacks). */
-  hotAccess(key: number, write: boolean, value: bigint, cpu: number): bigint | null {
+   *  go to M1SysregFile (an effect beyond this storage, or a register the table lacks). With
+   *  `ipi` (the vCPU topology and a call that updates a vCPU's FIQ line from its pending word)
+   *  and IPI_HOT set, FastIPI requests and clears are served too. */
+  hotAccess(key: number, write: boolean, value: bigint, cpu: number, ipi?: { mpidr: readonly bigint[]; changed: (target: number) => void }): bigint | null {
     if (Atomics.load(this.ctl, ENABLED) !== 1 || cpu < 0 || cpu >= this.cpus) return null;
     const entry = ENTRY_OF.get(key);
     if (entry === undefined) return null;
@@ -96,15 +122,28 @@ export class M1SysregShared {
         result = write ? 0n : this.value(entry, cpu);
         break;
       case 'ipi-sr':
-        // Clearing a pending IPI lowers the FIQ line: the main thread's job.
-        if (write && value & IPI_SR_PENDING && this.ipiPending(cpu)) return null;
+        if (write && value & IPI_SR_PENDING && this.ipiPending(cpu)) {
+          // Clearing a pending IPI lowers the FIQ line.
+          if (!ipi || !this.ipiHot) return null;
+          this.setIpiPending(cpu, false);
+          ipi.changed(cpu);
+        }
         result = write ? 0n : this.ipiPending(cpu) ? IPI_SR_PENDING : 0n;
         break;
       case 'ipi-local':
-      case 'ipi-global':
-        if (write) return null; // raises another vCPU's FIQ
+      case 'ipi-global': {
+        if (write) {
+          // Raises (or retracts) another vCPU's FIQ.
+          if (!ipi || !this.ipiHot) return null;
+          const req = ipiRequest(M1_SYSREG_ENTRIES[entry]!.kind as 'ipi-local' | 'ipi-global', value, cpu, ipi.mpidr);
+          if (req) {
+            this.setIpiPending(req.target, req.pending);
+            ipi.changed(req.target);
+          }
+        }
         result = 0n;
         break;
+      }
       case 'counter':
         return null; // the machine's counter function lives on the main thread
     }

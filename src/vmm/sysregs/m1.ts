@@ -1,6 +1,6 @@
 import type { IrqLine } from '../device.js';
 import { formatSysreg, isImpdef, sysregFromKey, sysregKey, type SysregEncoding } from './encoding.js';
-import { M1_SYSREG_ENTRIES, M1SysregShared, m1SysregEntry } from './m1-shared.js';
+import { M1_SYSREG_ENTRIES, M1SysregShared, ipiRequest, m1SysregEntry } from './m1-shared.js';
 
 // The M1 IMPLEMENTATION DEFINED system-register file, independent of the CPU backend: the software
 // backend calls it on the UNDEF path of an MRS/MSR, a KVM backend will call it on IMPDEF exits.
@@ -97,14 +97,8 @@ export class M1SysregFile {
       case 'ipi-local':
       case 'ipi-global': {
         if (!a.write) return 0n;
-        const type = Number((a.value >> 28n) & 3n);
-        const core = a.value & 0xffn;
-        const myCluster = (this.topology.mpidr[a.cpu]! >> 8n) & 0xffn;
-        const cluster = def.kind === 'ipi-local' ? myCluster : (a.value >> 16n) & 0xffn;
-        const target = this.topology.mpidr.findIndex((m) => (m & 0xffn) === core && ((m >> 8n) & 0xffn) === cluster);
-        // Type 1 (RETRACT) withdraws a deferred request; everything else is delivered now (deferral
-        // through IPI_CR only delays it on hardware).
-        if (target >= 0) this.setIpi(target, type !== 1);
+        const req = ipiRequest(def.kind, a.value, a.cpu, this.topology.mpidr);
+        if (req) this.setIpi(req.target, req.pending);
         return 0n;
       }
     }

@@ -4,6 +4,7 @@ import type { CpuBackend, RamRegion, SharedDeviceState, VcpuIdentity } from '../
 import { KICK_SIGNAL, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE, lastError, libc, mapMemory } from './libc.js';
 import { requireKvm, type KvmCaps } from './probe.js';
 import { CAP, IOCTL, SIZEOF, irqLineNumber } from './uapi.js';
+import { CTL_WORDS, MAX_VCPUS } from './protocol.js';
 import { KvmVcpu } from './vcpu.js';
 
 // The KVM CPU backend (aarch64 Linux hosts): one VM without an in-kernel irqchip, guest RAM in one
@@ -36,8 +37,15 @@ export class KvmBackend implements CpuBackend {
   runSize = 0;
   preferredTarget = Buffer.alloc(SIZEOF.kvm_vcpu_init);
   workerError: string | null = null;
-  /** What the vCPU threads serve themselves; null (M1PREP_KVM_HOT_EXITS=0) forwards every exit. */
+  /** The devices' shared state, and what of it the vCPU threads serve themselves (null:
+   *  M1PREP_KVM_HOT_EXITS=0, every exit goes to the main thread). */
+  deviceState: SharedDeviceState | null = null;
   hotState: SharedDeviceState | null = null;
+  /** Every vCPU's control words (protocol.ts), vCPU i at i * CTL_WORDS. */
+  readonly ctl = new Int32Array(new SharedArrayBuffer(MAX_VCPUS * CTL_WORDS * 4));
+  /** The vCPUs' FIQ lines follow their FastIPI-pending words (fiq-line.ts), so the machine routes
+   *  FastIPI through ipiChanged() instead of an interrupt line of its own. */
+  readonly fastIpiInVcpu = true;
   private readonly irqBuf = Buffer.alloc(SIZEOF.kvm_irq_level);
 
   constructor() {
@@ -108,10 +116,12 @@ export class KvmBackend implements CpuBackend {
   }
 
   shareDeviceState(state: SharedDeviceState): void {
+    this.deviceState = state;
     this.hotState = process.env.M1PREP_KVM_HOT_EXITS === '0' ? null : state;
   }
 
   createVcpu(index: number, mpidr: bigint, identity?: VcpuIdentity): KvmVcpu {
+    if (index >= MAX_VCPUS) throw new HostError(`KVM backend: at most ${MAX_VCPUS} vCPUs`);
     const v = new KvmVcpu(this, index, mpidr, identity?.midr ?? null);
     this.vcpus.push(v);
     return v;

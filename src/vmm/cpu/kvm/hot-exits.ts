@@ -13,10 +13,14 @@ import { EXIT, RUN } from './uapi.js';
 export class HotExits {
   private readonly uarts: Array<{ base: bigint; end: bigint; state: UartShared }>;
   private readonly sysregs: M1SysregShared | null;
+  private readonly ipi: { mpidr: readonly bigint[]; changed: (target: number) => void } | undefined;
 
-  constructor(state: SharedDeviceState, private readonly cpu: number) {
+  /** `ipiChanged(target)` brings a vCPU's FIQ line up to date after its FastIPI-pending word
+   *  changed; without it FastIPI requests and clears go to the main thread. */
+  constructor(state: SharedDeviceState, private readonly cpu: number, ipiChanged?: (target: number) => void) {
     this.uarts = state.uarts.map((u) => ({ base: u.base, end: u.base + u.size, state: new UartShared(u.buffer) }));
     this.sysregs = state.sysregs ? new M1SysregShared(state.sysregs.cpus, state.sysregs.buffer) : null;
+    this.ipi = state.sysregs && ipiChanged ? { mpidr: state.sysregs.mpidr, changed: ipiChanged } : undefined;
   }
 
   /** Serve the exit in `run` (a kvm_run page after KVM_RUN returned 0); the kind served, or null
@@ -49,7 +53,7 @@ export class HotExits {
       crm: run.getUint8(RUN.impdef_crm), op2: run.getUint8(RUN.impdef_op2),
     });
     const write = run.getUint8(RUN.impdef_is_write) !== 0;
-    const v = this.sysregs.hotAccess(key, write, write ? run.getBigUint64(RUN.impdef_value, true) : 0n, this.cpu);
+    const v = this.sysregs.hotAccess(key, write, write ? run.getBigUint64(RUN.impdef_value, true) : 0n, this.cpu, this.ipi);
     if (v === null) return false;
     if (!write) run.setBigUint64(RUN.impdef_value, v, true);
     return true;

@@ -24,7 +24,12 @@ export const CTL_FIQ_LINE = 10;
 export const CTL_HOT_MMIO = 11;
 export const CTL_HOT_SYSREG = 12;
 export const CTL_HOT_TIMER = 13;
+/** KVM_IRQ_LINE's vCPU number for this vCPU (creation order), for threads raising its FIQ. */
+export const CTL_SLOT = 14;
 export const CTL_WORDS = 16;
+/** The control words of every vCPU live in one buffer (vCPU i at i * CTL_WORDS), so that a vCPU
+ *  thread serving an IPI_RR can bring another vCPU's FIQ line up to date. */
+export const MAX_VCPUS = 16;
 
 export const STATE_IDLE = 0;
 export const STATE_RUN = 1;
@@ -34,12 +39,14 @@ export const STATE_QUIT = 3;
 export interface VcpuWorkerData {
   fd: number;
   vmFd: number;
-  /** KVM_IRQ_LINE's vCPU number (creation order) and the machine's CPU index. */
-  slot: number;
+  /** The machine's CPU index (this vCPU's control words: ctl at cpu * CTL_WORDS). */
   cpu: number;
   runSize: number;
+  /** Every vCPU's control words. */
   ctl: SharedArrayBuffer;
   bell: SharedArrayBuffer;
   /** Device state the worker may serve exits from; null forwards every exit. */
   hot: SharedDeviceState | null;
+  /** The machine's system-register state (its FastIPI-pending words are part of every vCPU's FIQ). */
+  sysregs: SharedDeviceState['sysregs'];
 }

@@ -5,11 +5,12 @@ import { walk, type AccessKind, type Regime, type WalkResult } from '../pagewalk
 import { HostError, UsageError } from '../../../errors.js';
 import type { KvmBackend } from './backend.js';
 import { EINTR, EAGAIN, KICK_SIGNAL_NUMBER, lastError, libc } from './libc.js';
-import { setFiqPart, syncFiqLine } from './fiq-line.js';
+import { setFiqPart, syncFiqLine, type IpiWord } from './fiq-line.js';
+import { M1SysregShared } from '../../sysregs/m1-shared.js';
 import { decodeNisv, extendLoad, type NisvPlan } from './nisv.js';
 import {
-  CTL_ERRNO, CTL_FIQ_EXTERNAL, CTL_HOT_MMIO, CTL_HOT_SYSREG, CTL_HOT_TIMER, CTL_KICK, CTL_RC, CTL_READY, CTL_STATE, CTL_TID_HI,
-  CTL_TID_LO, CTL_WORDS, STATE_EXITED, STATE_IDLE, STATE_QUIT, STATE_RUN, type VcpuWorkerData,
+  CTL_ERRNO, CTL_FIQ_EXTERNAL, CTL_HOT_MMIO, CTL_HOT_SYSREG, CTL_HOT_TIMER, CTL_KICK, CTL_RC, CTL_READY, CTL_SLOT, CTL_STATE,
+  CTL_TID_HI, CTL_TID_LO, CTL_WORDS, STATE_EXITED, STATE_IDLE, STATE_QUIT, STATE_RUN, type VcpuWorkerData,
 } from './protocol.js';
 import {
   EXIT, GUEST_DEBUG, IOCTL, KVM_ARM_IRQ_CPU_FIQ, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW, KVM_ARM_IRQ_CPU_IRQ, KVM_ARM_VCPU_POWER_OFF, KVM_MP_STATE_RUNNABLE,
@@ -45,7 +46,9 @@ export class KvmVcpu implements Vcpu {
   private readonly runPtr: unknown;
   private readonly run8: Uint8Array;
   private readonly runView: DataView;
-  private readonly ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
+  private readonly ctl: Int32Array;
+  /** This vCPU's FastIPI-pending word, part of its FIQ input. */
+  private readonly ipi: IpiWord | null;
   private readonly worker: Worker;
   private readonly oneReg = Buffer.alloc(SIZEOF.kvm_one_reg);
   private readonly regBuf = Buffer.alloc(16);
@@ -71,6 +74,11 @@ export class KvmVcpu implements Vcpu {
   constructor(private readonly backend: KvmBackend, readonly index: number, mpidr: bigint, midr: bigint | null) {
     const c = libc();
     this.slot = backend.vcpus.length;
+    this.ctl = new Int32Array(backend.ctl.buffer, index * CTL_WORDS * 4, CTL_WORDS);
+    this.ctl.fill(0);
+    this.ctl[CTL_SLOT] = this.slot;
+    const sys = backend.deviceState?.sysregs;
+    this.ipi = sys ? { words: new M1SysregShared(sys.cpus, sys.buffer).ipi, index } : null;
     const fd = c.ioctlInt(backend.vmFd, IOCTL.KVM_CREATE_VCPU, index) as number;
     if (fd < 0) throw backend.error(`KVM_CREATE_VCPU ${index}`);
     this.fd = fd;
@@ -85,8 +93,9 @@ export class KvmVcpu implements Vcpu {
     this.setOneReg(MPIDR_EL1, mpidr | (1n << 31n));
     if (midr !== null && backend.caps.writableImpIdRegs) this.setOneReg(MIDR_EL1, midr);
     const data: VcpuWorkerData = {
-      fd, vmFd: backend.vmFd, slot: this.slot, cpu: index, runSize: backend.runSize,
-      ctl: this.ctl.buffer as SharedArrayBuffer, bell: backend.bell.buffer as SharedArrayBuffer, hot: backend.hotState,
+      fd, vmFd: backend.vmFd, cpu: index, runSize: backend.runSize,
+      ctl: backend.ctl.buffer as SharedArrayBuffer, bell: backend.bell.buffer as SharedArrayBuffer, hot: backend.hotState,
+      sysregs: backend.deviceState?.sysregs ?? null,
     };
     this.worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
     this.worker.unref();
@@ -180,7 +189,16 @@ export class KvmVcpu implements Vcpu {
   }
 
   setFiq(level: boolean): void {
-    if (setFiqPart(this.ctl, CTL_FIQ_EXTERNAL, level)) syncFiqLine(this.ctl, (l) => this.backend.irqLine(this.slot, KVM_ARM_IRQ_CPU_FIQ, l));
+    if (setFiqPart(this.ctl, CTL_FIQ_EXTERNAL, level)) this.syncFiq();
+  }
+
+  /** The FastIPI-pending word of this vCPU changed (the machine's FastIPI, on the main thread). */
+  ipiChanged(): void {
+    this.syncFiq();
+  }
+
+  private syncFiq(): void {
+    syncFiqLine(this.ctl, (l) => this.backend.irqLine(this.slot, KVM_ARM_IRQ_CPU_FIQ, l), this.ipi);
   }
 
   // ---- running -----------------------------------------------------------------------------------

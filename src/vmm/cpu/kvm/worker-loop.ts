@@ -1,4 +1,4 @@
-import { setFiqPart, syncFiqLine } from './fiq-line.js';
+import { setFiqPart } from './fiq-line.js';
 import type { HotExits } from './hot-exits.js';
 import { EINTR } from './libc.js';
 import { CTL_FIQ_TIMER, CTL_HOT_MMIO, CTL_HOT_SYSREG, CTL_HOT_TIMER, CTL_KICK } from './protocol.js';
@@ -16,8 +16,8 @@ export interface WorkerTurn {
   hot: HotExits | null;
   /** ioctl(KVM_RUN): the return value and errno. */
   kvmRun: () => { rc: number; errno: number };
-  /** KVM_IRQ_LINE on this vCPU's FIQ. */
-  setFiq: (level: boolean) => void;
+  /** Bring this vCPU's FIQ line up to date (fiq-line.ts). */
+  syncFiq: () => void;
 }
 
 export function runUntilHandover(t: WorkerTurn): { rc: number; errno: number } {
@@ -26,7 +26,7 @@ export function runUntilHandover(t: WorkerTurn): { rc: number; errno: number } {
     const r = t.kvmRun();
     const levels = Number(run.getBigUint64(RUN.device_irq_level, true));
     const timer = (levels & (KVM_ARM_DEV_EL1_VTIMER | KVM_ARM_DEV_EL1_PTIMER)) !== 0;
-    if (setFiqPart(ctl, CTL_FIQ_TIMER, timer)) syncFiqLine(ctl, t.setFiq);
+    if (setFiqPart(ctl, CTL_FIQ_TIMER, timer)) t.syncFiq();
     if (!hot || Atomics.load(ctl, CTL_KICK) !== 0) return r;
     if (r.rc < 0) {
       // Not kicked, so this EINTR reported the timer level just handled (or a stray signal).

@@ -2,7 +2,9 @@ import { workerData } from 'node:worker_threads';
 import koffi from 'koffi';
 import { HotExits } from './hot-exits.js';
 import { MAP_SHARED, PROT_READ, PROT_WRITE, libc, mapMemory } from './libc.js';
-import { CTL_ERRNO, CTL_RC, CTL_READY, CTL_STATE, CTL_TID_HI, CTL_TID_LO, STATE_EXITED, STATE_QUIT, STATE_RUN } from './protocol.js';
+import { CTL_ERRNO, CTL_RC, CTL_READY, CTL_SLOT, CTL_STATE, CTL_TID_HI, CTL_TID_LO, CTL_WORDS, STATE_EXITED, STATE_QUIT, STATE_RUN } from './protocol.js';
+import { syncFiqLine } from './fiq-line.js';
+import { M1SysregShared } from '../../sysregs/m1-shared.js';
 import type { VcpuWorkerData } from './protocol.js';
 import { IOCTL, KVM_ARM_IRQ_CPU_FIQ, SIZEOF, irqLineNumber } from './uapi.js';
 import { runUntilHandover } from './worker-loop.js';
@@ -18,20 +20,27 @@ import { runUntilHandover } from './worker-loop.js';
 
 function main(): void {
   const data = workerData as VcpuWorkerData;
-  const ctl = new Int32Array(data.ctl);
+  const all = new Int32Array(data.ctl);
+  const ctlOf = (i: number) => all.subarray(i * CTL_WORDS, (i + 1) * CTL_WORDS);
+  const ctl = ctlOf(data.cpu);
   const bell = new Int32Array(data.bell);
   const c = libc();
   // This thread's own view of the vCPU's kvm_run page (a second mapping of the same page).
   const runPtr = mapMemory(data.runSize, PROT_READ | PROT_WRITE, MAP_SHARED, data.fd);
   if (!runPtr) throw new Error(`vcpu ${data.cpu}: mmap of the kvm_run page failed (errno ${koffi.errno()})`);
   const run = new DataView(koffi.view(runPtr, data.runSize));
-  const hot = data.hot ? new HotExits(data.hot, data.cpu) : null;
+  // Any vCPU's FIQ line, from any thread: this one's (timers, IPI_SR clears) and a target's (IPI_RR).
+  const ipiWords = data.sysregs ? new M1SysregShared(data.sysregs.cpus, data.sysregs.buffer).ipi : null;
   const irqBuf = Buffer.alloc(SIZEOF.kvm_irq_level);
-  irqBuf.writeUInt32LE(irqLineNumber(data.slot, KVM_ARM_IRQ_CPU_FIQ), 0);
-  const setFiq = (level: boolean): void => {
-    irqBuf.writeUInt32LE(level ? 1 : 0, 4);
-    if ((c.ioctlPtr(data.vmFd, IOCTL.KVM_IRQ_LINE, irqBuf) as number) < 0) throw new Error(`vcpu ${data.cpu}: KVM_IRQ_LINE (FIQ) failed (errno ${koffi.errno()})`);
+  const syncFiqOf = (cpu: number): void => {
+    const target = ctlOf(cpu);
+    syncFiqLine(target, (level) => {
+      irqBuf.writeUInt32LE(irqLineNumber(target[CTL_SLOT]!, KVM_ARM_IRQ_CPU_FIQ), 0);
+      irqBuf.writeUInt32LE(level ? 1 : 0, 4);
+      if ((c.ioctlPtr(data.vmFd, IOCTL.KVM_IRQ_LINE, irqBuf) as number) < 0) throw new Error(`vcpu ${data.cpu}: KVM_IRQ_LINE (FIQ of vcpu ${cpu}) failed (errno ${koffi.errno()})`);
+    }, ipiWords ? { words: ipiWords, index: cpu } : null);
   };
+  const hot = data.hot ? new HotExits(data.hot, data.cpu, syncFiqOf) : null;
 
   const tid = BigInt(c.pthreadSelf() as number | bigint);
   ctl[CTL_TID_LO] = Number(tid & 0xffffffffn) | 0;
@@ -39,7 +48,7 @@ function main(): void {
   Atomics.store(ctl, CTL_READY, 1);
   Atomics.notify(ctl, CTL_READY);
   const turn = {
-    ctl, run, hot, setFiq,
+    ctl, run, hot, syncFiq: () => syncFiqOf(data.cpu),
     kvmRun: () => {
       const r = c.ioctlInt(data.fd, IOCTL.KVM_RUN, 0) as number;
       return { rc: r, errno: r < 0 ? koffi.errno() : 0 };
