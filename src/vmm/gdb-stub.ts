@@ -237,11 +237,8 @@ export async function startGdbStub(m: Machine, loop: RunLoop, target: number | s
     if (typeof target === 'string') server.listen(target, () => resolve());
     else server.listen(target, '127.0.0.1', () => resolve());
   });
-  if (typeof target === 'string') {
-    log(`gdb: waiting for a debugger on ${target} (gdb-multiarch -ex "target remote ${target}")`);
-    return { close: () => { client?.destroy(); server.close(); }, port: target };
-  }
-  const actual = (server.address() as net.AddressInfo).port;
-  log(`gdb: waiting for a debugger on 127.0.0.1:${actual} (gdb-multiarch -ex "target remote :${actual}")`);
-  return { close: () => { client?.destroy(); server.close(); }, port: actual };
+  const port = typeof target === 'string' ? target : (server.address() as net.AddressInfo).port;
+  const [where, remote] = typeof port === 'string' ? [port, port] : [`127.0.0.1:${port}`, `:${port}`];
+  log(`gdb: waiting for a debugger on ${where} (gdb-multiarch -ex "target remote ${remote}")`);
+  return { close: () => { client?.destroy(); server.close(); }, port };
 }

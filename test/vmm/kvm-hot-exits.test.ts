@@ -7,7 +7,7 @@ import { HotExits } from '../../src/vmm/cpu/kvm/hot-exits.js';
 import { setFiqPart, syncFiqLine } from '../../src/vmm/cpu/kvm/fiq-line.js';
 import { CTL_FIQ_EXTERNAL, CTL_FIQ_LINE, CTL_FIQ_TIMER, CTL_HOT_MMIO, CTL_HOT_SYSREG, CTL_HOT_TIMER, CTL_KICK, CTL_WORDS } from '../../src/vmm/cpu/kvm/protocol.js';
 import { runUntilHandover } from '../../src/vmm/cpu/kvm/worker-loop.js';
-import { EINTR } from '../../src/vmm/cpu/kvm/libc.js';
+import { EINTR } from '../../src/host/libc.js';
 import { EXIT, KVM_ARM_DEV_EL1_VTIMER, RUN } from '../../src/vmm/cpu/kvm/uapi.js';
 import { S5lUart } from '../../src/vmm/devices/uart.js';
 import { UART_HOT_REGISTERS, UART_TX_RING, UartShared } from '../../src/vmm/devices/uart-shared.js';

@@ -1,14 +1,13 @@
 import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
-import { openTap, tapCalls } from '../../host/tap.js';
+import { EAGAIN, libc } from '../../host/libc.js';
+import { openTap } from '../../host/tap.js';
 import type { NetLink, NetLinkStats } from './link.js';
 
 // `--net tap[,ifname=NAME]`: the NIC's cable goes into a host TAP interface, so the guest shares
 // an Ethernet segment with the host's network stack (address it, bridge it, NAT it: the host's
 // tools decide). Frames from the host arrive on a reading thread (tap-reader.ts); frames from the
 // guest are written straight to the non-blocking fd, and dropped (counted) if the host queue is full.
-
-const EAGAIN = 11;
 
 export class TapLink implements NetLink {
   onFrame: ((frame: Uint8Array) => void) | null = null;
@@ -40,7 +39,7 @@ export class TapLink implements NetLink {
 
   send(frame: Uint8Array): void {
     if (this.closed) { this.stats.framesDropped++; return; }
-    const n = Number(tapCalls().write(this.fd, frame, frame.length));
+    const n = Number(libc().write(this.fd, frame, frame.length));
     if (n === frame.length) this.stats.framesOut++;
     else {
       this.stats.framesDropped++;
@@ -53,6 +52,6 @@ export class TapLink implements NetLink {
     this.closed = true;
     Atomics.store(this.quit, 0, 1);
     // The reader sees the flag within one poll period; the fd goes once it is gone.
-    void this.reader.terminate().finally(() => tapCalls().close(this.fd));
+    void this.reader.terminate().finally(() => libc().close(this.fd));
   }
 }

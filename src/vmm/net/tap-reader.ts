@@ -1,16 +1,15 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import koffi from 'koffi';
-import { POLLIN, tapCalls } from '../../host/tap.js';
+import { EAGAIN, EINTR, POLLIN, libc } from '../../host/libc.js';
 
 // The TAP link's reading thread: poll the non-blocking fd (100 ms at most, so that a quit request
 // is seen), read each frame and post it to the main thread.
 
 const { fd, quit: quitBuf } = workerData as { fd: number; quit: SharedArrayBuffer };
 const quit = new Int32Array(quitBuf);
-const c = tapCalls();
+const c = libc();
 const pfd = Buffer.alloc(8);
 const buf = Buffer.alloc(65536 + 64);
-const EAGAIN = 11, EINTR = 4;
 while (Atomics.load(quit, 0) === 0) {
   pfd.writeInt32LE(fd, 0);
   pfd.writeInt16LE(POLLIN, 4);

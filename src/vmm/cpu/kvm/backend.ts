@@ -1,10 +1,10 @@
 import koffi from 'koffi';
 import { HostError } from '../../../errors.js';
 import type { CpuBackend, RamRegion, SharedDeviceState, VcpuIdentity } from '../backend.js';
-import { KICK_SIGNAL, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE, lastError, libc, mapMemory } from './libc.js';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE, lastError, libc, mapMemory } from '../../../host/libc.js';
 import { requireKvm, type KvmCaps } from './probe.js';
 import { CAP, IOCTL, SIZEOF, irqLineNumber } from './uapi.js';
-import { CTL_WORDS, MAX_VCPUS } from './protocol.js';
+import { CTL_WORDS, KICK_SIGNAL, MAX_VCPUS } from './protocol.js';
 import { KvmVcpu } from './vcpu.js';
 
 // The KVM CPU backend (aarch64 Linux hosts): one VM without an in-kernel irqchip, guest RAM in one
@@ -37,10 +37,8 @@ export class KvmBackend implements CpuBackend {
   runSize = 0;
   preferredTarget = Buffer.alloc(SIZEOF.kvm_vcpu_init);
   workerError: string | null = null;
-  /** The devices' shared state, and what of it the vCPU threads serve themselves (null:
-   *  M1PREP_KVM_HOT_EXITS=0, every exit goes to the main thread). */
+  /** The devices' shared state (Machine, before the vCPUs are created). */
   deviceState: SharedDeviceState | null = null;
-  hotState: SharedDeviceState | null = null;
   /** Every vCPU's control words (protocol.ts), vCPU i at i * CTL_WORDS. */
   readonly ctl = new Int32Array(new SharedArrayBuffer(MAX_VCPUS * CTL_WORDS * 4));
   /** The vCPUs' FIQ lines follow their FastIPI-pending words (fiq-line.ts), so the machine routes
@@ -117,7 +115,12 @@ export class KvmBackend implements CpuBackend {
 
   shareDeviceState(state: SharedDeviceState): void {
     this.deviceState = state;
-    this.hotState = process.env.M1PREP_KVM_HOT_EXITS === '0' ? null : state;
+  }
+
+  /** What the vCPU threads serve themselves (null: M1PREP_KVM_HOT_EXITS=0, every exit goes to
+   *  the main thread). */
+  get hotState(): SharedDeviceState | null {
+    return process.env.M1PREP_KVM_HOT_EXITS === '0' ? null : this.deviceState;
   }
 
   createVcpu(index: number, mpidr: bigint, identity?: VcpuIdentity): KvmVcpu {

@@ -1,6 +1,6 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { HostError } from '../../../errors.js';
-import { O_CLOEXEC, O_RDWR, SC_PAGESIZE, lastError, libc } from './libc.js';
+import { O_CLOEXEC, O_RDWR, SC_PAGESIZE, lastError, libc } from '../../../host/libc.js';
 import { CAP, IOCTL, KVM_API_VERSION } from './uapi.js';
 
 // What this host's KVM offers an M1 guest: the architecture, /dev/kvm, the API version and the

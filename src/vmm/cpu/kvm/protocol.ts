@@ -1,7 +1,7 @@
 import type { SharedDeviceState } from '../backend.js';
 
-// The control words shared by the main thread and a vCPU worker (one Int32Array over a
-// SharedArrayBuffer per vCPU), and the doorbell all workers ring (one Int32 counter).
+// The control words shared by the main thread and the vCPU workers (CTL_WORDS Int32 words per
+// vCPU, all vCPUs in one SharedArrayBuffer), and the doorbell all workers ring (one Int32 counter).
 
 export const CTL_STATE = 0;
 export const CTL_RC = 1;
@@ -14,8 +14,9 @@ export const CTL_READY = 5;
 /** 1 while the main thread wants the vCPU back (stop, register access): the worker forwards the
  *  next exit whatever it is, instead of serving it itself. */
 export const CTL_KICK = 6;
-/** The FIQ line: a lock, the machine's sources (FastIPI; main thread), the guest timers (from
- *  run->s.regs.device_irq_level; worker), and the level last given to KVM_IRQ_LINE. */
+/** The FIQ line (fiq-line.ts): a lock, the machine's FIQ sources other than FastIPI (main
+ *  thread), the guest timers (from run->s.regs.device_irq_level; worker), and the level last
+ *  given to KVM_IRQ_LINE. The third part, FastIPI, is the vCPU's word in M1SysregShared.ipi. */
 export const CTL_FIQ_LOCK = 7;
 export const CTL_FIQ_EXTERNAL = 8;
 export const CTL_FIQ_TIMER = 9;
@@ -30,6 +31,10 @@ export const CTL_WORDS = 16;
 /** The control words of every vCPU live in one buffer (vCPU i at i * CTL_WORDS), so that a vCPU
  *  thread serving an IPI_RR can bring another vCPU's FIQ line up to date. */
 export const MAX_VCPUS = 16;
+
+/** The signal that kicks a vCPU thread out of KVM_RUN (not SIGUSR1: Node's inspector owns it). */
+export const KICK_SIGNAL = 'SIGUSR2';
+export const KICK_SIGNAL_NUMBER = 12;
 
 export const STATE_IDLE = 0;
 export const STATE_RUN = 1;

@@ -4,13 +4,13 @@ import type { ExitHandler, Vcpu, VcpuExit, VcpuRegs } from '../backend.js';
 import { walk, type AccessKind, type Regime, type WalkResult } from '../pagewalk.js';
 import { HostError, UsageError } from '../../../errors.js';
 import type { KvmBackend } from './backend.js';
-import { EINTR, EAGAIN, KICK_SIGNAL_NUMBER, lastError, libc } from './libc.js';
+import { EINTR, EAGAIN, lastError, libc } from '../../../host/libc.js';
 import { setFiqPart, syncFiqLine, type IpiWord } from './fiq-line.js';
 import { M1SysregShared } from '../../sysregs/m1-shared.js';
 import { decodeNisv, extendLoad, type NisvPlan } from './nisv.js';
 import {
   CTL_ERRNO, CTL_FIQ_EXTERNAL, CTL_HOT_MMIO, CTL_HOT_SYSREG, CTL_HOT_TIMER, CTL_KICK, CTL_RC, CTL_READY, CTL_SLOT, CTL_STATE,
-  CTL_TID_HI, CTL_TID_LO, CTL_WORDS, STATE_EXITED, STATE_IDLE, STATE_QUIT, STATE_RUN, type VcpuWorkerData,
+  CTL_TID_HI, CTL_TID_LO, CTL_WORDS, KICK_SIGNAL_NUMBER, STATE_EXITED, STATE_IDLE, STATE_QUIT, STATE_RUN, type VcpuWorkerData,
 } from './protocol.js';
 import {
   EXIT, GUEST_DEBUG, IOCTL, KVM_ARM_IRQ_CPU_FIQ, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW, KVM_ARM_IRQ_CPU_IRQ, KVM_ARM_VCPU_POWER_OFF, KVM_MP_STATE_RUNNABLE,
@@ -22,9 +22,10 @@ import {
 // thread, decodes each exit the worker hands over from the shared kvm_run page and serves it —
 // MMIO and IMPDEF system registers through the run loop's exit handler (the same bus and M1
 // system-register table as the software backend), NISV loads/stores by emulation — then lets the
-// worker run again. The vCPU's IRQ line is the AIC's; its FIQ line is the OR of the machine's FIQ
-// sources (FastIPI) and the guest timers, whose levels KVM reports in run->s.regs.device_irq_level
-// (KVM_CAP_ARM_USER_IRQ); both threads keep it current (fiq-line.ts).
+// worker run again. The vCPU's IRQ line is the AIC's; its FIQ line is the OR of the machine's
+// other FIQ sources, the guest timers (KVM reports their levels in run->s.regs.device_irq_level,
+// KVM_CAP_ARM_USER_IRQ) and the vCPU's FastIPI-pending word; every thread keeps it current
+// (fiq-line.ts).
 
 const PSTATE_EL1H_MASKED = 0x3c5n;
 const SCTLR_EL1 = sysregId(3, 0, 1, 0, 0);

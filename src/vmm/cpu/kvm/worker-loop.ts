@@ -1,6 +1,6 @@
 import { setFiqPart } from './fiq-line.js';
 import type { HotExits } from './hot-exits.js';
-import { EINTR } from './libc.js';
+import { EINTR } from '../../../host/libc.js';
 import { CTL_FIQ_TIMER, CTL_HOT_MMIO, CTL_HOT_SYSREG, CTL_HOT_TIMER, CTL_KICK } from './protocol.js';
 import { KVM_ARM_DEV_EL1_PTIMER, KVM_ARM_DEV_EL1_VTIMER, RUN } from './uapi.js';
 

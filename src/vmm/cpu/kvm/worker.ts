@@ -1,8 +1,8 @@
 import { workerData } from 'node:worker_threads';
 import koffi from 'koffi';
 import { HotExits } from './hot-exits.js';
-import { MAP_SHARED, PROT_READ, PROT_WRITE, libc, mapMemory } from './libc.js';
-import { CTL_ERRNO, CTL_RC, CTL_READY, CTL_SLOT, CTL_STATE, CTL_TID_HI, CTL_TID_LO, CTL_WORDS, STATE_EXITED, STATE_QUIT, STATE_RUN } from './protocol.js';
+import { MAP_SHARED, PROT_READ, PROT_WRITE, libc, mapMemory } from '../../../host/libc.js';
+import { CTL_ERRNO, CTL_RC, CTL_READY, CTL_SLOT, CTL_STATE, CTL_TID_HI, CTL_TID_LO, CTL_WORDS, MAX_VCPUS, STATE_EXITED, STATE_QUIT, STATE_RUN } from './protocol.js';
 import { syncFiqLine } from './fiq-line.js';
 import { M1SysregShared } from '../../sysregs/m1-shared.js';
 import type { VcpuWorkerData } from './protocol.js';
@@ -21,8 +21,8 @@ import { runUntilHandover } from './worker-loop.js';
 function main(): void {
   const data = workerData as VcpuWorkerData;
   const all = new Int32Array(data.ctl);
-  const ctlOf = (i: number) => all.subarray(i * CTL_WORDS, (i + 1) * CTL_WORDS);
-  const ctl = ctlOf(data.cpu);
+  const ctls = Array.from({ length: MAX_VCPUS }, (_, i) => all.subarray(i * CTL_WORDS, (i + 1) * CTL_WORDS));
+  const ctl = ctls[data.cpu]!;
   const bell = new Int32Array(data.bell);
   const c = libc();
   // This thread's own view of the vCPU's kvm_run page (a second mapping of the same page).
@@ -31,15 +31,14 @@ function main(): void {
   const run = new DataView(koffi.view(runPtr, data.runSize));
   // Any vCPU's FIQ line, from any thread: this one's (timers, IPI_SR clears) and a target's (IPI_RR).
   const ipiWords = data.sysregs ? new M1SysregShared(data.sysregs.cpus, data.sysregs.buffer).ipi : null;
+  const ipiOf = ctls.map((_, i) => (ipiWords ? { words: ipiWords, index: i } : null));
   const irqBuf = Buffer.alloc(SIZEOF.kvm_irq_level);
-  const syncFiqOf = (cpu: number): void => {
-    const target = ctlOf(cpu);
-    syncFiqLine(target, (level) => {
-      irqBuf.writeUInt32LE(irqLineNumber(target[CTL_SLOT]!, KVM_ARM_IRQ_CPU_FIQ), 0);
-      irqBuf.writeUInt32LE(level ? 1 : 0, 4);
-      if ((c.ioctlPtr(data.vmFd, IOCTL.KVM_IRQ_LINE, irqBuf) as number) < 0) throw new Error(`vcpu ${data.cpu}: KVM_IRQ_LINE (FIQ of vcpu ${cpu}) failed (errno ${koffi.errno()})`);
-    }, ipiWords ? { words: ipiWords, index: cpu } : null);
-  };
+  const fiqSetters = ctls.map((target, i) => (level: boolean): void => {
+    irqBuf.writeUInt32LE(irqLineNumber(target[CTL_SLOT]!, KVM_ARM_IRQ_CPU_FIQ), 0);
+    irqBuf.writeUInt32LE(level ? 1 : 0, 4);
+    if ((c.ioctlPtr(data.vmFd, IOCTL.KVM_IRQ_LINE, irqBuf) as number) < 0) throw new Error(`vcpu ${data.cpu}: KVM_IRQ_LINE (FIQ of vcpu ${i}) failed (errno ${koffi.errno()})`);
+  });
+  const syncFiqOf = (cpu: number): void => syncFiqLine(ctls[cpu]!, fiqSetters[cpu]!, ipiOf[cpu]!);
   const hot = data.hot ? new HotExits(data.hot, data.cpu, syncFiqOf) : null;
 
   const tid = BigInt(c.pthreadSelf() as number | bigint);

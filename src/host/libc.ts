@@ -1,9 +1,9 @@
 import koffi from 'koffi';
-import { HostError } from '../../../errors.js';
+import { HostError } from '../errors.js';
 
-// The few libc calls the KVM backend needs, through koffi. ioctl is declared once per argument
-// kind (an integer or a pointer) instead of as a variadic: on the Linux ABIs this backend runs on
-// (aarch64; x86_64 only to say no) variadic integer/pointer arguments travel like fixed ones.
+// The few libc calls m1prep makes through koffi (the KVM backend, TAP links). ioctl is declared
+// once per argument kind (an integer or a pointer) instead of as a variadic: on the Linux ABIs
+// m1prep runs on (aarch64, x86_64) variadic integer/pointer arguments travel like fixed ones.
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Fn = (...args: any[]) => any;
@@ -13,6 +13,9 @@ export interface Libc {
   close: Fn;
   ioctlInt: Fn;
   ioctlPtr: Fn;
+  read: Fn;
+  write: Fn;
+  poll: Fn;
   mmap: Fn;
   munmap: Fn;
   pthreadSelf: Fn;
@@ -22,7 +25,9 @@ export interface Libc {
 }
 
 export const O_RDWR = 2;
+export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
+export const POLLIN = 1;
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const MAP_SHARED = 0x01;
@@ -32,9 +37,6 @@ export const MAP_NORESERVE = 0x4000;
 export const SC_PAGESIZE = 30;
 export const EINTR = 4;
 export const EAGAIN = 11;
-/** The signal that kicks a vCPU thread out of KVM_RUN (not SIGUSR1: Node's inspector owns it). */
-export const KICK_SIGNAL = 'SIGUSR2';
-export const KICK_SIGNAL_NUMBER = 12;
 
 let cached: Libc | null = null;
 
@@ -44,13 +46,16 @@ export function libc(): Libc {
   try {
     lib = koffi.load('libc.so.6');
   } catch (e) {
-    throw new HostError(`KVM backend: cannot load libc.so.6: ${(e as Error).message.split('\n')[0]}`);
+    throw new HostError(`cannot load libc.so.6: ${(e as Error).message.split('\n')[0]}`);
   }
   cached = {
     open: lib.func('int open(const char *path, int flags)'),
     close: lib.func('int close(int fd)'),
     ioctlInt: lib.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']),
     ioctlPtr: lib.func('ioctl', 'int', ['int', 'unsigned long', 'void *']),
+    read: lib.func('long read(int fd, void *buf, size_t n)'),
+    write: lib.func('long write(int fd, const void *buf, size_t n)'),
+    poll: lib.func('int poll(void *fds, unsigned long n, int timeout)'),
     mmap: lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
     munmap: lib.func('int munmap(void *addr, size_t len)'),
     pthreadSelf: lib.func('unsigned long pthread_self()'),
