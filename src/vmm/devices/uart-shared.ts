@@ -88,6 +88,8 @@ export class UartShared {
 
   /** Take the bytes the hot path transmitted, oldest first. */
   drainTx(): Uint8Array | null {
+    // Only this side moves the tail: an empty ring needs no lock (every device access asks).
+    if (Atomics.load(this.words, TX_HEAD) === Atomics.load(this.words, TX_TAIL)) return null;
     return withLock(this.words, LOCK, () => {
       const head = this.words[TX_HEAD]!;
       const tail = this.words[TX_TAIL]!;
